@@ -1,0 +1,31 @@
+# Two commands for a newcomer:
+#   make demo   installs everything (venv, Python packages, Graphviz) and replays the example log
+#   make test   runs the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo install test lint diagrams bench clean
+
+demo: install
+	$(BIN)/python -m statemachine replay examples/collaborations.jsonl; test $$? -le 1
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,service]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/ruff check statemachine tests examples benchmarks
+	$(BIN)/python -m pytest
+
+diagrams: install
+	$(BIN)/python -m statemachine diagrams
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages the project needs: Graphviz's `dot` (renders SVG/PNG diagrams).
+# Installed with apt-get when missing and we may (root, or passwordless sudo).
+set -euo pipefail
+if command -v dot >/dev/null 2>&1; then exit 0; fi
+if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
+  echo "note: Graphviz 'dot' is missing; install it (Debian: apt-get install graphviz) to render SVG/PNG." >&2
+  exit 0
+fi
+if command -v apt-get >/dev/null 2>&1; then
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq graphviz >/dev/null
+else
+  echo "note: no apt-get here; install Graphviz ('dot') with your package manager." >&2
+fi

@@ -1,0 +1,80 @@
+"""The command line: a thin face over the library. No rule lives here.
+
+``python -m statemachine replay LOG [--format text|json] [--as-of TIME] [--sort]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from .timeutil import parse_instant
+
+__all__ = ["main"]
+
+
+def _configure_logging(verbose: bool) -> None:
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if verbose else logging.WARNING
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _instant(value: str):
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m statemachine",
+        description="Lifecycle engine for creator collaborations and promotions.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log every transition (structlog, on stderr)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rp = sub.add_parser("replay", help="rebuild every entity from an event log (JSON Lines)")
+    rp.add_argument("log", help="the event log, one JSON event per line")
+    rp.add_argument("--format", choices=("text", "json"), default="text")
+    rp.add_argument("--as-of", type=_instant, metavar="TIME",
+                    help="fire the timers due up to TIME (RFC 3339) after the last event")
+    rp.add_argument("--sort", action="store_true",
+                    help="order the events by time first (reads the whole log)")
+    return parser
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .replay import render_text, replay_path, to_json
+
+    try:
+        report = replay_path(args.log, as_of=args.as_of, sort=args.sort)
+    except OSError as exc:
+        print(f"error: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        sys.stdout.buffer.write(to_json(report))
+    else:
+        sys.stdout.write(render_text(report))
+    sys.stdout.flush()
+    return report.exit_status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    if args.command == "replay":
+        return _replay(args)
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

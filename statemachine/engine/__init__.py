@@ -1,0 +1,64 @@
+"""The ground floor: declaration types, compiler and runtime. Knows nothing of orders."""
+
+from .compiler import CompiledLifecycle, CompiledTransition, compile_lifecycle
+from .declaration import (
+    INITIAL,
+    Action,
+    Domain,
+    Field,
+    Guard,
+    Input,
+    Lifecycle,
+    Parent,
+    State,
+    Timer,
+    Transition,
+)
+from .effects import Assign, Effect, Send
+from .errors import (
+    Conflict,
+    DeclarationError,
+    EntityExists,
+    EventRejected,
+    InvalidEvent,
+    OutOfOrder,
+    TransitionRefused,
+    UnknownEntity,
+)
+from .runtime import ArmedTimer, Context, Decision, Entity, Event, Outcome, Runtime, Step
+
+__all__ = [
+    "INITIAL",
+    "Action",
+    "ArmedTimer",
+    "Assign",
+    "CompiledLifecycle",
+    "CompiledTransition",
+    "Conflict",
+    "Context",
+    "Decision",
+    "DeclarationError",
+    "Domain",
+    "Effect",
+    "Entity",
+    "EntityExists",
+    "Event",
+    "EventRejected",
+    "Field",
+    "Guard",
+    "Input",
+    "InvalidEvent",
+    "Lifecycle",
+    "OutOfOrder",
+    "Outcome",
+    "Parent",
+    "Runtime",
+    "Send",
+    "State",
+    "Step",
+    "Timer",
+    "Transition",
+    "TransitionRefused",
+    "UnknownEntity",
+    "compile_lifecycle",
+]

@@ -1,0 +1,65 @@
+"""Parsers for the fields of input events, used in :class:`~.declaration.Field`.
+
+Each takes the JSON value and returns the typed value or raises ``ValueError`` with
+a reason short enough for a one-line rejection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ..money import MoneyError, minor_units, parse_decimal
+from ..timeutil import parse_instant
+
+__all__ = ["boolean", "choice", "currency", "decimal", "identifier", "instant", "text"]
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def identifier(value: Any) -> str:
+    """An entity id: a non-empty string without ``/`` or surrounding blanks."""
+    if not isinstance(value, str) or not value or "/" in value or value.strip() != value:
+        raise ValueError(f"{value!r} is not an id (a non-empty string without '/')")
+    return value
+
+
+def choice(*options: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+    parse.__name__ = "choice_" + "_".join(options)
+    return parse
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
+def decimal(value: Any) -> Decimal:
+    try:
+        return parse_decimal(value)
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def currency(value: Any) -> str:
+    try:
+        minor_units(value)
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def instant(value: Any) -> datetime:
+    return parse_instant(value)

@@ -1,0 +1,489 @@
+"""The interpreter: applies events to entities, atomically, with timers as data.
+
+How an event is applied (``Runtime.apply``):
+
+1. **Idempotency**: an id applied before is a duplicate (same content) or a
+   :class:`~.errors.Conflict` (different content).
+2. **Clock**: an event older than the clock is :class:`~.errors.OutOfOrder`; otherwise
+   the clock advances to the event's time and every timer due at or before it fires,
+   in order of due time, then subject. Time only ever comes from events.
+3. **Decide**: the entity's compiled table gives the candidate transitions for
+   ``(state, trigger)``; the first whose guards all hold is taken. Guards are pure.
+4. **Act**: the transition's actions return data changes, sends to other entities and
+   effects. Sends are applied in the same unit of work (a project's cancellation
+   cancels its orders), reading the pending states, never the committed ones.
+5. **Commit**: only when every step succeeded are the new entity records stored and
+   their timers armed; then each step is logged and the effects go to subscribers.
+
+Any refusal anywhere raises before step 5, so a rejected event changes nothing: the
+entity after it is the very object it was before.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+import structlog
+
+from .compiler import CompiledLifecycle, CompiledTransition, compile_lifecycle
+from .declaration import INITIAL, Domain, Input, Lifecycle
+from .effects import Assign, Effect, Send
+from .errors import (
+    Conflict,
+    EntityExists,
+    EventRejected,
+    InvalidEvent,
+    OutOfOrder,
+    TransitionRefused,
+    UnknownEntity,
+)
+
+__all__ = [
+    "ArmedTimer",
+    "Context",
+    "Decision",
+    "Entity",
+    "Event",
+    "Outcome",
+    "Runtime",
+    "Step",
+]
+
+_log = structlog.get_logger("statemachine.engine")
+
+
+@attrs.frozen
+class ArmedTimer:
+    """A timer kept with its entity: ``trigger`` fires at ``due``; ``cause`` armed it."""
+
+    name: str
+    trigger: str
+    due: datetime
+    cause: str
+
+
+@attrs.frozen(slots=True)
+class Entity:
+    """A small record: never a machine of its own. Never mutated: each commit stores a
+    new record with ``version`` + 1 (``data`` must be treated as read-only too)."""
+
+    subject: str
+    lifecycle: str
+    state: str
+    data: Mapping[str, Any]
+    version: int
+    timers: tuple[ArmedTimer, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return self.subject.partition("/")[0]
+
+
+@attrs.frozen(slots=True)
+class Event:
+    """An input event, validated: what the log and the service feed the engine.
+
+    ``digest`` identifies its content for idempotency: the same id with the same
+    digest is a duplicate, with another a conflict.
+    """
+
+    id: str
+    time: datetime
+    type: str
+    subject: str
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    digest: bytes = b""
+
+
+@attrs.frozen
+class Step:
+    """One entity's committed transition within an outcome."""
+
+    subject: str
+    lifecycle: str
+    trigger: str
+    source: str
+    dest: str
+    version: int
+    effects: tuple[Effect, ...]
+
+
+@attrs.frozen
+class Outcome:
+    """What one input event (or one timer) did, after it committed.
+
+    ``steps[0]`` is the entity the event named; later steps are cascades. ``effects``
+    lists every step's effects in the order they were produced. ``timer`` names the
+    timer for a timer firing; ``duplicate`` is true for a skipped repeat.
+    """
+
+    cause: str
+    time: datetime
+    steps: tuple[Step, ...] = ()
+    timer: str | None = None
+    duplicate: bool = False
+
+    @property
+    def effects(self) -> tuple[Effect, ...]:
+        return tuple(e for s in self.steps for e in s.effects)
+
+    @property
+    def state(self) -> str | None:
+        return self.steps[0].dest if self.steps else None
+
+
+@attrs.frozen
+class Decision:
+    """The answer of :meth:`Runtime.may`: would ``trigger`` be allowed now, to where."""
+
+    allowed: bool
+    dest: str | None = None
+    reason: str | None = None
+    guard: str | None = None
+
+
+class Context:
+    """What guards and actions see: the entity before the step, the trigger's params,
+    the cause and time, and read-only access to other entities as the step sees them."""
+
+    __slots__ = ("_uow", "entity", "event_id", "lifecycle", "params", "time", "trigger")
+
+    def __init__(
+        self, uow: _UnitOfWork, entity: Entity, lifecycle: Lifecycle, trigger: str,
+        params: Mapping[str, Any], event_id: str, time: datetime,
+    ) -> None:
+        self._uow = uow
+        self.entity = entity
+        self.lifecycle = lifecycle
+        self.trigger = trigger
+        self.params = params
+        self.event_id = event_id
+        self.time = time
+
+    @property
+    def subject(self) -> str:
+        return self.entity.subject
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        return self.entity.data
+
+    def get(self, subject: str) -> Entity | None:
+        """Another entity as this unit of work sees it (pending changes included)."""
+        return self._uow.get(subject)
+
+    def parent(self) -> Entity | None:
+        """The parent entity named by the lifecycle's :class:`~.declaration.Parent`."""
+        link = self.lifecycle.parent
+        if link is None:
+            return None
+        ident = self.entity.data.get(link.field, self.params.get(link.field))
+        return None if ident is None else self._uow.get(f"{link.kind}/{ident}")
+
+    def children(self) -> list[Entity]:
+        """This entity's children, in order of creation, as this unit of work sees them."""
+        return [self._uow.get(s) for s in self._uow.children(self.entity.subject)]  # type: ignore[misc]
+
+
+class _UnitOfWork:
+    """Pending changes of one event: read-through to the runtime, committed all at once."""
+
+    __slots__ = ("changed", "new_children", "queue", "runtime", "steps")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.changed: dict[str, Entity] = {}
+        self.new_children: dict[str, list[str]] = {}
+        self.steps: list[Step] = []
+        self.queue: list[Send] = []
+
+    def get(self, subject: str) -> Entity | None:
+        entity = self.changed.get(subject)
+        return entity if entity is not None else self.runtime.entities.get(subject)
+
+    def children(self, parent: str) -> list[str]:
+        return [*self.runtime.children.get(parent, ()), *self.new_children.get(parent, ())]
+
+
+Subscriber = Callable[[Outcome], None]
+
+
+class Runtime:
+    """Runs a :class:`~.declaration.Domain` over in-memory entity records.
+
+    One runtime holds many entities; each lifecycle is compiled once, at construction.
+    It is the engine without persistence: the replay drives it directly, and a service
+    puts a store around it.
+    """
+
+    def __init__(self, domain: Domain, *, clock: datetime | None = None) -> None:
+        self.domain = domain
+        self.compiled: dict[str, CompiledLifecycle] = {
+            lc.name: compile_lifecycle(lc) for lc in domain.lifecycles
+        }
+        self.entities: dict[str, Entity] = {}
+        self.children: dict[str, list[str]] = {}
+        self.clock: datetime | None = clock
+        self.applied: dict[str, bytes] = {}
+        self._timers: list[tuple[datetime, str, str]] = []
+        self._subscribers: list[Subscriber] = []
+        # event type -> (kind, input, variant -> lifecycle name, creates?)
+        self._inputs: dict[str, tuple[str, Input, dict[str | None, str], bool]] = {}
+        self._kinds: set[str] = set()
+        for lc in domain.lifecycles:
+            self._kinds.add(lc.kind)
+            for inp in lc.inputs:
+                kind, _, _ = inp.type.partition(".")
+                if kind != lc.kind:
+                    raise ValueError(f"input {inp.type} declared on lifecycle {lc.name}")
+                creates = (INITIAL, inp.trigger) in self.compiled[lc.name].table
+                entry = self._inputs.setdefault(inp.type, (lc.kind, inp, {}, creates))
+                if entry[1] != inp:
+                    raise ValueError(f"variants of {lc.kind} declare {inp.type} differently")
+                entry[2][lc.variant] = lc.name
+
+    # -- subscriptions --------------------------------------------------------------
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call ``subscriber(outcome)`` after every commit; returns an unsubscribe."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    # -- reading --------------------------------------------------------------------
+    def get(self, subject: str) -> Entity | None:
+        return self.entities.get(subject)
+
+    def next_due(self) -> datetime | None:
+        """The due time of the earliest armed timer, if any (stale entries skipped)."""
+        while self._timers:
+            due, subject, name = self._timers[0]
+            if self._armed(subject, name, due):
+                return due
+            heapq.heappop(self._timers)
+        return None
+
+    def may(self, subject: str, trigger: str, params: Mapping[str, Any] | None = None,
+            *, time: datetime | None = None) -> Decision:
+        """Would ``trigger`` be allowed on ``subject`` now? Pure: changes nothing."""
+        entity = self.entities.get(subject)
+        if entity is None:
+            return Decision(False, reason=UnknownEntity(subject).reason)
+        uow = _UnitOfWork(self)
+        moment = time or self.clock
+        if moment is None:
+            raise ValueError("may() needs a time when the engine has seen none")
+        try:
+            chosen, _ = self._choose(uow, entity, trigger, params or {}, "may", moment)
+        except TransitionRefused as exc:
+            return Decision(False, reason=exc.reason, guard=exc.guard)
+        return Decision(True, dest=chosen.dest)
+
+    # -- time -----------------------------------------------------------------------
+    def advance_to(self, moment: datetime) -> list[Outcome]:
+        """Fire every timer due at or before ``moment``; the clock becomes ``moment``."""
+        fired: list[Outcome] = []
+        timers = self._timers
+        while timers and timers[0][0] <= moment:
+            due, subject, name = heapq.heappop(timers)
+            if not self._armed(subject, name, due):
+                continue  # stale: the entity left the state or re-armed the timer
+            entity = self.entities[subject]
+            armed = next(t for t in entity.timers if t.name == name)
+            if self.clock is None or due > self.clock:
+                self.clock = due
+            uow = _UnitOfWork(self)
+            try:
+                self._step(uow, entity.subject, armed.trigger, {}, armed.cause, due)
+                self._cascade(uow, armed.cause, due)
+            except EventRejected as exc:
+                # A timer whose transition is refused (a guard changed its mind) is
+                # dropped, loudly: the entity stays as it was.
+                _log.warning("timer.refused", entity=subject, timer=name, reason=exc.reason)
+                continue
+            fired.append(self._commit(uow, armed.cause, due, timer=name))
+        if self.clock is None or moment > self.clock:
+            self.clock = moment
+        return fired
+
+    def _armed(self, subject: str, name: str, due: datetime) -> bool:
+        entity = self.entities.get(subject)
+        return entity is not None and any(t.name == name and t.due == due for t in entity.timers)
+
+    # -- applying -------------------------------------------------------------------
+    def apply(self, event: Event) -> Outcome:
+        """Apply one input event; raise an :class:`~.errors.EventRejected` if refused.
+
+        Timers due up to the event's time fire first (their outcomes go to
+        subscribers) and the clock advances even when the event itself is refused:
+        the clock is the latest time of any well-formed event.
+        """
+        seen = self.applied.get(event.id)
+        if seen is not None:
+            if seen == event.digest:
+                return Outcome(cause=event.id, time=event.time, duplicate=True)
+            raise Conflict(f"id {event.id!r} was applied before with different content")
+        if self.clock is not None and event.time < self.clock:
+            raise OutOfOrder(
+                f"out of order: {_fmt(event.time)} is before the clock {_fmt(self.clock)}"
+            )
+        self.advance_to(event.time)
+        kind, inp, variants, creates = self._resolve(event)
+        params = self._params(inp, event.data)
+        uow = _UnitOfWork(self)
+        create = self._variant(kind, variants, params) if creates else None
+        self._step(uow, event.subject, inp.trigger, params, event.id, event.time, create=create)
+        self._cascade(uow, event.id, event.time)
+        self.applied[event.id] = event.digest
+        return self._commit(uow, event.id, event.time)
+
+    def _resolve(self, event: Event) -> tuple[str, Input, dict[str | None, str], bool]:
+        found = self._inputs.get(event.type)
+        if found is None:
+            raise InvalidEvent(f"unknown event type {event.type!r}", field="type")
+        kind, _, ident = event.subject.partition("/")
+        if not ident or "/" in ident:
+            raise InvalidEvent(f"subject {event.subject!r} is not <kind>/<id>", field="subject")
+        if kind != found[0]:
+            raise InvalidEvent(
+                f"event type {event.type} does not apply to subject {event.subject}",
+                field="subject",
+            )
+        return found
+
+    def _variant(self, kind: str, variants: dict[str | None, str],
+                 params: Mapping[str, Any]) -> str:
+        field = self.domain.variant_field.get(kind)
+        if field is None:
+            return variants[None]
+        return variants[params[field]]
+
+    @staticmethod
+    def _params(inp: Input, data: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise InvalidEvent("data must be an object", field="data")
+        params: dict[str, Any] = {}
+        for field in inp.fields:
+            if field.name not in data or data[field.name] is None:
+                if field.required:
+                    raise InvalidEvent(f"data.{field.name} is required for {inp.type}",
+                                       field=f"data.{field.name}")
+                continue
+            try:
+                params[field.name] = field.parse(data[field.name])
+            except ValueError as exc:
+                raise InvalidEvent(f"data.{field.name}: {exc}", field=f"data.{field.name}") from None
+        return params
+
+    def _choose(self, uow: _UnitOfWork, entity: Entity, trigger: str,
+                params: Mapping[str, Any], cause: str, time: datetime,
+                ) -> tuple[CompiledTransition, Context]:
+        compiled = self.compiled[entity.lifecycle]
+        candidates = compiled.table.get((entity.state, trigger))
+        if not candidates:
+            raise TransitionRefused(entity.subject, entity.state, trigger)
+        ctx = Context(uow, entity, compiled.declaration, trigger, params, cause, time)
+        best = (-1, None)
+        for candidate in candidates:
+            for passed, guard in enumerate(candidate.guards):
+                if not guard.test(ctx):
+                    if passed > best[0]:
+                        best = (passed, guard)
+                    break
+            else:
+                return candidate, ctx
+        guard = best[1]
+        assert guard is not None
+        raise TransitionRefused(entity.subject, entity.state, trigger,
+                                guard.explain(ctx), guard.name)
+
+    def _step(self, uow: _UnitOfWork, subject: str, trigger: str, params: Mapping[str, Any],
+              cause: str, time: datetime, *, create: str | None = None) -> None:
+        entity = uow.get(subject)
+        if create is not None:
+            if entity is not None:
+                raise EntityExists(subject, entity.state)
+            entity = Entity(subject, create, INITIAL, {}, 0)
+        elif entity is None:
+            raise UnknownEntity(subject)
+        chosen, ctx = self._choose(uow, entity, trigger, params, cause, time)
+        changes: dict[str, Any] = {}
+        effects: list[Effect] = []
+        sends: list[Send] = []
+        for action in chosen.actions:
+            for item in action.run(ctx):
+                if isinstance(item, Effect):
+                    effects.append(item)
+                elif isinstance(item, Assign):
+                    changes.update(item.changes)
+                elif isinstance(item, Send):
+                    sends.append(item)
+                else:
+                    raise TypeError(f"action {action.name} returned {item!r}")
+        data = {**entity.data, **changes} if changes else entity.data
+        compiled = self.compiled[entity.lifecycle]
+        timers = tuple(
+            ArmedTimer(t.name, t.trigger, due, t.cause(data))
+            for t in compiled.timers_by_state.get(chosen.dest, ())
+            if (due := t.due(data)) is not None
+        )
+        new = Entity(subject, entity.lifecycle, chosen.dest, data, entity.version + 1, timers)
+        uow.changed[subject] = new
+        if create is not None and (link := compiled.declaration.parent) is not None:
+            uow.new_children.setdefault(f"{link.kind}/{data[link.field]}", []).append(subject)
+        uow.steps.append(Step(subject, entity.lifecycle, trigger, entity.state, chosen.dest,
+                              new.version, tuple(effects)))
+        uow.queue.extend(sends)
+
+    def _cascade(self, uow: _UnitOfWork, cause: str, time: datetime) -> None:
+        """Apply the sends of the steps so far, first in first out, sends of sends too."""
+        queue = uow.queue
+        index = 0
+        while index < len(queue):
+            send = queue[index]
+            index += 1
+            if send.optional:
+                target = uow.get(send.subject)
+                if target is None:
+                    continue
+                try:
+                    self._choose(uow, target, send.trigger, send.params, cause, time)
+                except TransitionRefused:
+                    continue
+            self._step(uow, send.subject, send.trigger, send.params, cause, time)
+
+    def _commit(self, uow: _UnitOfWork, cause: str, time: datetime, *,
+                timer: str | None = None) -> Outcome:
+        entities = self.entities
+        for subject, entity in uow.changed.items():
+            old = entities.get(subject)
+            entities[subject] = entity
+            if entity.timers and (old is None or old.timers != entity.timers):
+                for armed in entity.timers:
+                    heapq.heappush(self._timers, (armed.due, subject, armed.name))
+        for parent, subjects in uow.new_children.items():
+            self.children.setdefault(parent, []).extend(subjects)
+        outcome = Outcome(cause=cause, time=time, steps=tuple(uow.steps), timer=timer)
+        for step in outcome.steps:
+            _log.debug("transition", entity=step.subject, event_id=cause, trigger=step.trigger,
+                       src=step.source, dst=step.dest, version=step.version, timer=timer)
+        for subscriber in self._subscribers:
+            subscriber(outcome)
+        return outcome
+
+    def entities_in_order(self) -> Iterator[Entity]:
+        """Every entity, in order of creation."""
+        return iter(self.entities.values())
+
+
+def _fmt(moment: datetime) -> str:
+    from ..timeutil import format_instant
+
+    return format_instant(moment)
+
+
+def iter_effects(outcomes: Iterable[Outcome]) -> Iterator[Effect]:
+    for outcome in outcomes:
+        yield from outcome.effects

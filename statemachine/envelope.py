@@ -1,0 +1,90 @@
+"""The CloudEvents-style envelope of ``event-log.md``: JSON in, a validated Event out.
+
+Shared by the replay and by services, so what a service accepts and what the replay
+rebuilds can never drift apart. Errors name the field and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from .engine.errors import InvalidEvent
+from .engine.runtime import Event
+from .timeutil import parse_instant
+
+__all__ = ["MalformedEvent", "digest", "loads", "to_event"]
+
+
+class MalformedEvent(InvalidEvent):
+    """The line is not an event at all (bad JSON, a missing or ill-typed envelope
+    field). A malformed event moves no clock."""
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse one JSON value; JSON numbers with a fraction are read as exact Decimals.
+
+    orjson is fast but reads ``199.99`` as a float; when any float shows up in an
+    event's ``data`` the line is read again with the standard parser and
+    ``parse_float=Decimal``, so an amount never passes through binary floating point.
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:  # integers beyond 64 bits are valid JSON; orjson refuses them
+            value = json.loads(raw, parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedEvent(f"malformed JSON: {exc}") from None
+        return value
+    data = value.get("data") if isinstance(value, dict) else None
+    if isinstance(data, dict) and any(type(v) is float for v in data.values()):
+        value = json.loads(raw, parse_float=Decimal)
+    return value
+
+
+def digest(envelope: Mapping[str, Any]) -> bytes:
+    """A content fingerprint that ignores key order and white space."""
+    canonical = orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def _text(envelope: Mapping[str, Any], name: str) -> str:
+    value = envelope.get(name)
+    if value is None:
+        raise MalformedEvent(f"{name} is required", field=name)
+    if not isinstance(value, str) or not value:
+        raise MalformedEvent(f"{name} must be a non-empty string", field=name)
+    return value
+
+
+def to_event(envelope: Any) -> Event:
+    """Validate an envelope (a parsed JSON object) and return the :class:`Event`.
+
+    Raises :class:`MalformedEvent` naming the field; the data fields themselves are
+    checked later by the lifecycle that receives the event.
+    """
+    if not isinstance(envelope, Mapping):
+        raise MalformedEvent("an event must be a JSON object")
+    ident = _text(envelope, "id")
+    when = _text(envelope, "time")
+    try:
+        moment = parse_instant(when)
+    except ValueError as exc:
+        raise MalformedEvent(f"time: {exc}", field="time") from None
+    kind = _text(envelope, "type")
+    subject = _text(envelope, "subject")
+    if "specversion" in envelope and envelope["specversion"] != "1.0":
+        raise MalformedEvent(
+            f"specversion must be \"1.0\", not {envelope['specversion']!r}", field="specversion"
+        )
+    data = envelope.get("data")
+    if data is None:
+        data = {}
+    elif not isinstance(data, Mapping):
+        raise MalformedEvent("data must be an object", field="data")
+    return Event(ident, moment, kind, subject, data, digest(envelope))

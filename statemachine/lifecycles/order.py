@@ -1,0 +1,234 @@
+"""Order: one piece of content inside a project (``lifecycles.md``, "Order").
+
+agreed → (in_progress) → submitted → approved / rejected → resubmitted …, with the
+14-day deemed approval and the content deadline as timers, and ``cancel`` fired by
+the project when its cancellation takes effect. Money rules live in :mod:`.policy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..engine import (
+    INITIAL,
+    Action,
+    Assign,
+    Context,
+    Field,
+    Guard,
+    Input,
+    Lifecycle,
+    Parent,
+    Send,
+    State,
+    Timer,
+    Transition,
+)
+from ..engine import fields as f
+from ..money import MoneyError, validate_amount
+from ..timeutil import format_instant
+from . import policy
+from .effects import PaymentReleased, RefundIssued
+
+__all__ = ["ORDER"]
+
+UNSETTLED = ("agreed", "in_progress", "submitted", "rejected")
+
+
+# -- guards (pure) --------------------------------------------------------------------
+def _project_active(ctx: Context) -> bool:
+    project = ctx.parent()
+    return project is not None and project.state == "active"
+
+
+def _project_active_reason(ctx: Context) -> str:
+    project = ctx.parent()
+    if project is None:
+        return f"project/{ctx.params['project']} does not exist"
+    return f"{project.subject} is {project.state}, not active"
+
+
+def _fee_ok(ctx: Context) -> bool:
+    project = ctx.parent()
+    if project is None or ctx.params["fee"] <= 0:
+        return False
+    try:
+        validate_amount(ctx.params["fee"], project.data["currency"])
+    except MoneyError:
+        return False
+    return True
+
+
+def _fee_reason(ctx: Context) -> str:
+    fee, currency = ctx.params["fee"], ctx.parent().data["currency"]  # type: ignore[union-attr]
+    if fee <= 0:
+        return f"the fee must be > 0, not {fee}"
+    return f"the fee {fee} has more decimals than {currency} allows"
+
+
+def _agreed_before_deadline(ctx: Context) -> bool:
+    project = ctx.parent()
+    return project is not None and ctx.time < project.data["deadline"]
+
+
+def _before_deadline(ctx: Context) -> bool:
+    return ctx.time < ctx.data["deadline"]
+
+
+def _deadline_reason(ctx: Context) -> str:
+    deadline = ctx.data.get("deadline") or ctx.parent().data["deadline"]  # type: ignore[union-attr]
+    return f"the project's content deadline {format_instant(deadline)} has passed"
+
+
+def _may_deliver(ctx: Context) -> bool:
+    # Spec: "While a partner project is winding down, orders that are merely agreed
+    # cannot start". Our reading: nor can they submit straight from agreed, which would
+    # start and deliver in one step; open orders (already started) go on.
+    if ctx.entity.state != "agreed":
+        return True
+    project = ctx.parent()
+    return project is None or project.state != "winding_down"
+
+
+# -- actions (return assignments, sends and effects; never act) ----------------------
+def _record_agreement(ctx: Context) -> Iterator[Any]:
+    project = ctx.parent()
+    assert project is not None
+    yield Assign(
+        {
+            "project": ctx.params["project"],
+            "fee": validate_amount(ctx.params["fee"], project.data["currency"]),
+            "currency": project.data["currency"],
+            "review": ctx.params["review"],
+            "deadline": project.data["deadline"],
+            "agreed_event": ctx.event_id,
+        }
+    )
+
+
+def _record_submission(ctx: Context) -> Iterator[Any]:
+    yield Assign({"submitted_at": ctx.time, "submitted_event": ctx.event_id})
+
+
+def _release_fee(ctx: Context) -> Iterator[Any]:
+    yield PaymentReleased(cause=ctx.event_id, time=ctx.time, order=ctx.subject,
+                          amount=ctx.data["fee"], currency=ctx.data["currency"])
+
+
+def _refund(ctx: Context, percent: int, rule: str) -> Iterator[Any]:
+    refund, released = policy.split_fee(ctx.data["fee"], percent, ctx.data["currency"])
+    if refund:
+        yield RefundIssued(cause=ctx.event_id, time=ctx.time, order=ctx.subject, amount=refund,
+                           currency=ctx.data["currency"], percent=percent, rule=rule)
+    if released:
+        yield PaymentReleased(cause=ctx.event_id, time=ctx.time, order=ctx.subject,
+                              amount=released, currency=ctx.data["currency"])
+
+
+def _refund_expired(ctx: Context) -> Iterator[Any]:
+    yield from _refund(ctx, policy.EXPIRY_REFUND, "order/expired: 100 %")
+
+
+def _refund_cancelled(ctx: Context) -> Iterator[Any]:
+    yield from _refund(ctx, ctx.params["percent"], ctx.params["rule"])
+
+
+def _tell_project(ctx: Context) -> Iterator[Any]:
+    # A winding-down partner project is cancelled once no open order remains; the
+    # project decides (its guard), the order only says it closed.
+    yield Send(f"project/{ctx.data['project']}", "order_closed", optional=True)
+
+
+# -- timers --------------------------------------------------------------------------
+def _deemed_due(data: Any) -> Any:
+    if data["review"] != "manual":
+        return None
+    return data["submitted_at"] + policy.DEEMED_APPROVAL_AFTER
+
+
+ORDER = Lifecycle(
+    name="order",
+    kind="order",
+    title="Order",
+    description="One piece of content inside a project, from agreement to settlement.",
+    parent=Parent(kind="project", field="project"),
+    states=(
+        State("agreed", "The fee is agreed; nothing delivered yet."),
+        State("in_progress", "A creator accepted the invitation: an open order.", group="open"),
+        State("submitted", "Content submitted, awaiting review.", group="open"),
+        State("rejected", "Content rejected; may be resubmitted before the deadline.",
+              group="open"),
+        State("approved", "Finally approved; the fee is released.", final=True,
+              group="settled", on_enter=("release_fee", "tell_project")),
+        State("deemed_approved", "No review answer within 14 days; the fee is released.",
+              final=True, group="settled", on_enter=("release_fee", "tell_project")),
+        State("expired", "The content deadline passed undelivered; refunded in full.",
+              final=True, group="settled", on_enter=("tell_project",)),
+        State("cancelled", "The project's cancellation took effect; refunded per policy.",
+              final=True, group="settled"),
+    ),
+    guards=(
+        Guard("project_active", _project_active, _project_active_reason, "project active"),
+        Guard("fee_valid", _fee_ok, _fee_reason, "fee > 0"),
+        Guard("agreed_before_deadline", _agreed_before_deadline, _deadline_reason,
+              "before deadline"),
+        Guard("before_deadline", _before_deadline, _deadline_reason, "before deadline"),
+        Guard("may_deliver", _may_deliver,
+              "the partner project is winding down: merely agreed orders cannot start",
+              "project not winding down"),
+        Guard("auto_review", lambda ctx: ctx.data["review"] == "auto",
+              "the review is manual", "auto review"),
+    ),
+    actions=(
+        Action("record_agreement", _record_agreement),
+        Action("record_submission", _record_submission),
+        Action("release_fee", _release_fee, "release fee"),
+        Action("refund_expired", _refund_expired, "refund 100 %"),
+        Action("refund_cancelled", _refund_cancelled, "refund 90 / 50 / 100 % by policy"),
+        Action("tell_project", _tell_project),
+    ),
+    transitions=(
+        Transition("create", (INITIAL,), "agreed",
+                   guards=("project_active", "fee_valid", "agreed_before_deadline"),
+                   actions=("record_agreement",)),
+        Transition("start", ("agreed",), "in_progress", guards=("may_deliver",)),
+        Transition("submit", ("agreed", "in_progress"), "approved",
+                   guards=("before_deadline", "may_deliver", "auto_review"),
+                   actions=("record_submission",),
+                   description="auto review: approved on submission"),
+        Transition("submit", ("agreed", "in_progress"), "submitted",
+                   guards=("before_deadline", "may_deliver"), actions=("record_submission",)),
+        Transition("approve", ("submitted",), "approved"),
+        Transition("reject", ("submitted",), "rejected"),
+        Transition("resubmit", ("rejected",), "submitted", guards=("before_deadline",),
+                   actions=("record_submission",), description="restarts the review clock"),
+        Transition("deem_approve", ("submitted",), "deemed_approved", internal=True,
+                   description="14 days after the latest submission, manual review"),
+        Transition("expire", ("agreed", "in_progress", "rejected"), "expired", internal=True,
+                   actions=("refund_expired",), description="the content deadline passed"),
+        Transition("cancel", UNSETTLED, "cancelled", internal=True,
+                   actions=("refund_cancelled",),
+                   description="the project's cancellation took effect"),
+    ),
+    timers=(
+        Timer("deemed_approval", "deem_approve", ("submitted",), _deemed_due,
+              lambda data: data["submitted_event"], delay="14 days",
+              period=policy.DEEMED_APPROVAL_AFTER),
+        Timer("content_deadline", "expire", ("agreed", "in_progress", "rejected"),
+              lambda data: data["deadline"], lambda data: data["agreed_event"],
+              delay="content deadline"),
+    ),
+    inputs=(
+        Input("order.agreed", "create", (
+            Field("project", f.identifier, description="the project's id, without project/"),
+            Field("fee", f.decimal, description="in the project's currency"),
+            Field("review", f.choice("manual", "auto")),
+        )),
+        Input("order.started", "start"),
+        Input("order.submitted", "submit"),
+        Input("order.approved", "approve"),
+        Input("order.rejected", "reject"),
+        Input("order.resubmitted", "resubmit"),
+    ),
+)

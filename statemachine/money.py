@@ -1,0 +1,108 @@
+"""Money: ``Decimal`` amounts in a currency's ISO 4217 minor units.
+
+Why a module of its own: every money path of the project (fees, refunds, holds,
+charges) goes through these few functions, so the rounding rule (half-up to minor
+units) and the input rule (an amount never has more decimals than its currency
+allows) are written once. Floats never enter: amounts are parsed from strings or
+from JSON numbers that the log reader has already turned into ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
+
+import iso4217
+
+__all__ = [
+    "HUNDRED",
+    "ZERO",
+    "MoneyError",
+    "format_amount",
+    "minor_units",
+    "parse_decimal",
+    "percent_of",
+    "quantum",
+    "validate_amount",
+]
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+class MoneyError(ValueError):
+    """An amount or currency that cannot be used: the message says which and why."""
+
+
+@cache
+def minor_units(currency: str) -> int:
+    """The number of decimals of ``currency`` (USD 2, JPY 0, BHD 3).
+
+    Raises :class:`MoneyError` for a code that is not an ISO 4217 currency, or one
+    without minor units (gold, testing codes), which cannot carry a fee.
+    """
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
+        raise MoneyError(f"{currency!r} is not an ISO 4217 currency code (three capitals)")
+    try:
+        exponent = iso4217.Currency(currency).exponent
+    except ValueError:
+        raise MoneyError(f"{currency!r} is not an ISO 4217 currency code") from None
+    if exponent is None:
+        raise MoneyError(f"{currency} has no minor unit; it cannot be used for money here")
+    return int(exponent)
+
+
+@cache
+def quantum(currency: str) -> Decimal:
+    """The smallest amount of ``currency``: ``Decimal('0.01')`` for USD, ``1`` for JPY."""
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
+def parse_decimal(value: object) -> Decimal:
+    """Read an amount exactly: a decimal string, an int, or an already exact ``Decimal``.
+
+    A ``float`` is refused on purpose: by the time a value is a float it may already
+    have lost digits, and money never goes through binary floating point here.
+    """
+    if isinstance(value, bool):
+        raise MoneyError(f"an amount must be a decimal string, not {value!r}")
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            raise MoneyError(f"{value!r} is not a decimal amount") from None
+    else:
+        raise MoneyError(f"an amount must be a decimal string, not {type(value).__name__}")
+    if not amount.is_finite():
+        raise MoneyError(f"{value!r} is not a finite amount")
+    return amount
+
+
+def validate_amount(amount: Decimal, currency: str) -> Decimal:
+    """Return ``amount`` in ``currency``'s minor units, or raise if it has more decimals.
+
+    ``"10.50"`` and ``"10.5"`` are both fine for USD; ``"10.505"`` is refused rather
+    than silently rounded, because an input that does not fit the currency is a bug
+    upstream, not something to paper over.
+    """
+    q = quantum(currency)
+    exact = amount.quantize(q, rounding=ROUND_HALF_UP)
+    if exact != amount:
+        raise MoneyError(
+            f"{amount} has more decimals than {currency} allows ({minor_units(currency)})"
+        )
+    return exact
+
+
+def percent_of(amount: Decimal, percent: int | Decimal, currency: str) -> Decimal:
+    """``percent`` % of ``amount``, rounded half-up to ``currency``'s minor units."""
+    return (amount * Decimal(percent) / HUNDRED).quantize(quantum(currency), ROUND_HALF_UP)
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    """The canonical text of an amount: exactly the currency's decimals (``"180.00"``)."""
+    return str(amount.quantize(quantum(currency), rounding=ROUND_HALF_UP))

@@ -1,0 +1,38 @@
+"""Instants: RFC 3339 in, aware UTC ``datetime`` inside, RFC 3339 ``Z`` out.
+
+Time comes from events, never from the wall clock; this module only converts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import ciso8601
+
+__all__ = ["format_instant", "parse_instant"]
+
+
+def parse_instant(value: object) -> datetime:
+    """Parse an RFC 3339 timestamp with an offset (``2026-03-01T10:00:00Z``) to UTC.
+
+    Raises ``ValueError`` naming the problem: a missing offset is an error, because a
+    local time without one means different instants to different services.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("a datetime must be timezone-aware")
+        return value.astimezone(UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"expected an RFC 3339 timestamp string, got {type(value).__name__}")
+    try:
+        return ciso8601.parse_rfc3339(value).astimezone(UTC)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp with an offset ({exc})") from None
+
+
+def format_instant(moment: datetime) -> str:
+    """The canonical text of an instant: UTC with ``Z``; microseconds only when non-zero."""
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

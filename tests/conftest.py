@@ -1,0 +1,9 @@
+import logging
+
+import structlog
+
+# Library code logs through structlog; keep test output quiet unless a test captures.
+structlog.configure(
+    wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    cache_logger_on_first_use=False,
+)
