@@ -1,6 +1,8 @@
 """The command line: a thin face over the library. No rule lives here.
 
 ``python -m statemachine replay LOG [--format text|json] [--as-of TIME] [--sort]``
+``python -m statemachine diagrams [--format svg|png|dot|mermaid] [--out DIR] [--check]``
+``python -m statemachine diagram LOG SUBJECT [--format svg|png|dot|mermaid] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -49,6 +51,21 @@ def _parser() -> argparse.ArgumentParser:
                     help="fire the timers due up to TIME (RFC 3339) after the last event")
     rp.add_argument("--sort", action="store_true",
                     help="order the events by time first (reads the whole log)")
+    dg = sub.add_parser("diagrams", help="draw every lifecycle (default: SVG, DOT and Mermaid)")
+    dg.add_argument("--format", action="append", choices=("svg", "png", "dot", "mermaid"),
+                    help="a format to write (repeatable)")
+    dg.add_argument("--out", default="diagrams", metavar="DIR", help="where (default: diagrams)")
+    dg.add_argument("--check", action="store_true",
+                    help="exit 1 if the DOT/Mermaid files in DIR differ from the code")
+    de = sub.add_parser("diagram", help="draw one entity's lifecycle with its path through a log")
+    de.add_argument("log", help="the event log, one JSON event per line")
+    de.add_argument("subject", help="the entity, e.g. order/O-404")
+    de.add_argument("--format", choices=("svg", "png", "dot", "mermaid"), default="svg")
+    de.add_argument("--out", metavar="FILE",
+                    help="where (default: dot/mermaid to stdout, svg/png to <subject>.<format>)")
+    de.add_argument("--as-of", type=_instant, metavar="TIME",
+                    help="fire the timers due up to TIME (RFC 3339) after the last event")
+    de.add_argument("--sort", action="store_true", help="order the events by time first")
     return parser
 
 
@@ -73,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     if args.command == "replay":
         return _replay(args)
+    if args.command in ("diagrams", "diagram"):
+        from .diagrams.commands import run_diagram, run_diagrams
+
+        return run_diagrams(args) if args.command == "diagrams" else run_diagram(args)
     raise AssertionError(args.command)  # pragma: no cover
 
 
