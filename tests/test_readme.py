@@ -30,3 +30,11 @@ def test_embedding_example_runs_and_prints_what_it_claims() -> None:
         "order/O-1: cannot start in state submitted",
         "deemed_approved True",
     ]
+
+
+def test_readme_mermaid_block_is_the_generated_order_diagram() -> None:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```mermaid\n(.*?)```", text, flags=re.S)
+    assert blocks == [(ROOT / "diagrams" / "order.mmd").read_text()], (
+        "README's Mermaid block differs from diagrams/order.mmd: paste the regenerated file"
+    )
