@@ -49,7 +49,10 @@ def loads(raw: bytes | str) -> Any:
 
 def digest(envelope: Mapping[str, Any]) -> bytes:
     """A content fingerprint that ignores key order and white space."""
-    canonical = orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS, default=str)
+    try:
+        canonical = orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS, default=str)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: the standard encoder copes
+        canonical = json.dumps(envelope, sort_keys=True, default=str, separators=(",", ":")).encode()
     return hashlib.blake2b(canonical, digest_size=16).digest()
 
 

@@ -16,6 +16,7 @@ import iso4217
 
 __all__ = [
     "HUNDRED",
+    "MAX_INTEGER_DIGITS",
     "ZERO",
     "MoneyError",
     "format_amount",
@@ -28,6 +29,9 @@ __all__ = [
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+#: Amounts stay below 10**18. Decimal arithmetic runs at 28 significant digits, so with
+#: at most 4 decimals (ISO 4217's largest) every percentage and every total stays exact.
+MAX_INTEGER_DIGITS = 18
 
 
 class MoneyError(ValueError):
@@ -79,6 +83,8 @@ def parse_decimal(value: object) -> Decimal:
         raise MoneyError(f"an amount must be a decimal string, not {type(value).__name__}")
     if not amount.is_finite():
         raise MoneyError(f"{value!r} is not a finite amount")
+    if amount and amount.adjusted() >= MAX_INTEGER_DIGITS:
+        raise MoneyError(f"{amount} is too large: at most {MAX_INTEGER_DIGITS} digits before the point")
     return amount
 
 

@@ -1,6 +1,10 @@
 import logging
 
+import pytest
 import structlog
+
+# tests/helpers.py holds shared asserts: rewrite them too (test modules import it early).
+pytest.register_assert_rewrite("helpers")
 
 # Library code logs through structlog; keep test output quiet unless a test captures.
 structlog.configure(

@@ -275,8 +275,15 @@ class Runtime:
         moment = time or self.clock
         if moment is None:
             raise ValueError("may() needs a time when the engine has seen none")
+        # The same field checks as apply, so params read like an event's data ("60.00").
+        inp = next((i for i in self.compiled[entity.lifecycle].declaration.inputs
+                    if i.trigger == trigger), None)
         try:
+            if inp is not None:
+                params = self._params(inp, params or {})
             chosen, _ = self._choose(uow, entity, trigger, params or {}, "may", moment)
+        except InvalidEvent as exc:
+            return Decision(False, reason=exc.reason)
         except TransitionRefused as exc:
             return Decision(False, reason=exc.reason, guard=exc.guard)
         return Decision(True, dest=chosen.dest)
@@ -294,16 +301,18 @@ class Runtime:
             armed = next(t for t in entity.timers if t.name == name)
             if self.clock is None or due > self.clock:
                 self.clock = due
+            when = self.clock  # a timer armed after its due time (overdue) fires now
             uow = _UnitOfWork(self)
             try:
-                self._step(uow, entity.subject, armed.trigger, {}, armed.cause, due)
-                self._cascade(uow, armed.cause, due)
+                self._step(uow, entity.subject, armed.trigger, {}, armed.cause, when)
+                self._cascade(uow, armed.cause, when)
             except EventRejected as exc:
                 # A timer whose transition is refused (a guard changed its mind) is
                 # dropped, loudly: the entity stays as it was.
-                _log.warning("timer.refused", entity=subject, timer=name, reason=exc.reason)
+                if structlog.is_configured():
+                    _log.warning("timer.refused", entity=subject, timer=name, reason=exc.reason)
                 continue
-            fired.append(self._commit(uow, armed.cause, due, timer=name))
+            fired.append(self._commit(uow, armed.cause, when, timer=name))
         if self.clock is None or moment > self.clock:
             self.clock = moment
         return fired
@@ -321,15 +330,16 @@ class Runtime:
         the clock is the latest time of any well-formed event.
         """
         seen = self.applied.get(event.id)
-        if seen is not None:
-            if seen == event.digest:
-                return Outcome(cause=event.id, time=event.time, duplicate=True)
-            raise Conflict(f"id {event.id!r} was applied before with different content")
-        if self.clock is not None and event.time < self.clock:
+        if seen is not None and seen == event.digest:
+            return Outcome(cause=event.id, time=event.time, duplicate=True)
+        conflict = seen is not None
+        if self.clock is not None and event.time < self.clock and not conflict:
             raise OutOfOrder(
                 f"out of order: {_fmt(event.time)} is before the clock {_fmt(self.clock)}"
             )
-        self.advance_to(event.time)
+        self.advance_to(event.time)  # a conflict is well-formed: it moves the clock too
+        if conflict:
+            raise Conflict(f"id {event.id!r} was applied before with different content")
         kind, inp, variants, creates = self._resolve(event)
         params = self._params(inp, event.data)
         uow = _UnitOfWork(self)
@@ -337,7 +347,11 @@ class Runtime:
         self._step(uow, event.subject, inp.trigger, params, event.id, event.time, create=create)
         self._cascade(uow, event.id, event.time)
         self.applied[event.id] = event.digest
-        return self._commit(uow, event.id, event.time)
+        outcome = self._commit(uow, event.id, event.time)
+        # A timer this event armed already due (an order rejected after its content
+        # deadline) fires right away, not at some later event.
+        self.advance_to(event.time)
+        return outcome
 
     def _resolve(self, event: Event) -> tuple[str, Input, dict[str | None, str], bool]:
         found = self._inputs.get(event.type)
@@ -466,7 +480,9 @@ class Runtime:
         for parent, subjects in uow.new_children.items():
             self.children.setdefault(parent, []).extend(subjects)
         outcome = Outcome(cause=cause, time=time, steps=tuple(uow.steps), timer=timer)
-        for step in outcome.steps:
+        # Log only once the application configured structlog: unconfigured, structlog
+        # prints everything to stdout, which an embedded library must never do.
+        for step in outcome.steps if structlog.is_configured() else ():
             _log.debug("transition", entity=step.subject, event_id=cause, trigger=step.trigger,
                        src=step.source, dst=step.dest, version=step.version, timer=timer)
         for subscriber in self._subscribers:
@@ -476,6 +492,39 @@ class Runtime:
     def entities_in_order(self) -> Iterator[Entity]:
         """Every entity, in order of creation."""
         return iter(self.entities.values())
+
+    # -- restoring (stores) ---------------------------------------------------------
+    def restore(self, entities: Iterable[Entity], *, applied: Mapping[str, bytes] | None = None,
+                clock: datetime | None = None, reset: bool = False) -> None:
+        """Install committed records kept by a store: rehydrating on open, catching up
+        with another writer, or starting over after a failed write (``reset``).
+
+        ``entities`` come in order of creation. A record replaces an older version of
+        its entity (never a newer one); a new subject joins its parent's children and
+        its timers are armed. No rule runs here: the records are what rules produced.
+        """
+        if reset:
+            self.entities.clear()
+            self.children.clear()
+            self.applied.clear()
+            self._timers.clear()
+            self.clock = None
+        for entity in entities:
+            old = self.entities.get(entity.subject)
+            if old is not None and old.version >= entity.version:
+                continue
+            self.entities[entity.subject] = entity
+            link = self.compiled[entity.lifecycle].declaration.parent
+            if old is None and link is not None:
+                parent = f"{link.kind}/{entity.data[link.field]}"
+                self.children.setdefault(parent, []).append(entity.subject)
+            if entity.timers and (old is None or old.timers != entity.timers):
+                for armed in entity.timers:
+                    heapq.heappush(self._timers, (armed.due, entity.subject, armed.name))
+        if applied:
+            self.applied.update(applied)
+        if clock is not None and (self.clock is None or clock > self.clock):
+            self.clock = clock
 
 
 def _fmt(moment: datetime) -> str:
