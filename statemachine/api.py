@@ -5,17 +5,28 @@ entities kept in memory. Events go in as CloudEvents-style envelopes (the same J
 the replay log) or as :class:`~.engine.Event`; each ``apply`` returns the
 :class:`~.engine.Outcome` (new state, emitted effects) or raises one
 :class:`~.engine.EventRejected` naming what, where and why, having changed nothing.
+
+With a store (``Engine(store=SQLiteStore("app.db"))`` or ``MemoryStore()``) every
+outcome is committed (event, entity versions, outbox effects: one transaction) before
+``apply`` returns or any subscriber hears of it; reopening the store rebuilds the
+engine. Without one, the engine is the bare in-memory runtime the replay uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .engine import Decision, Domain, Entity, Event, Outcome, Runtime
-from .envelope import to_event
+from .envelope import MalformedEvent, to_event
 from .timeutil import parse_instant
+
+if TYPE_CHECKING:
+    from .replay.report import LedgerLine
+    from .store import OutboxItem, Recorded, SQLiteStore
+    from .store.durable import DurableRuntime
 
 __all__ = ["Engine"]
 
@@ -30,41 +41,114 @@ class Engine:
     'active'
     """
 
-    def __init__(self, domain: Domain | None = None) -> None:
+    def __init__(self, domain: Domain | None = None, *, store: SQLiteStore | None = None) -> None:
         if domain is None:
             from .lifecycles import DOMAIN
 
             domain = DOMAIN
         self.runtime = Runtime(domain)
+        self.store = store
+        self._durable: DurableRuntime | None = None
+        if store is not None:
+            from .store.durable import DurableRuntime
+
+            self._durable = DurableRuntime(self.runtime, store)
 
     def apply(self, event: Mapping[str, Any] | Event) -> Outcome:
         """Apply one event (envelope dict or :class:`Event`). Timers due by its time
         fire first. A repeat of an applied id with the same content is a duplicate
-        (``outcome.duplicate``); with other content it raises :class:`Conflict`."""
-        if not isinstance(event, Event):
-            event = to_event(event)
-        return self.runtime.apply(event)
+        (``outcome.duplicate``); with other content it raises :class:`Conflict`.
+
+        With a store, a write that lost a race to another writer raises
+        :class:`~.store.StaleWrite` (nothing stored; applying again decides afresh)."""
+        if isinstance(event, Event):
+            parsed, envelope = event, event
+        else:
+            parsed, envelope = to_event(event), event
+        if self._durable is None:
+            return self.runtime.apply(parsed)
+        from .store.codec import dump_envelope, envelope_of
+
+        try:
+            line = dump_envelope(envelope_of(parsed) if isinstance(envelope, Event) else envelope)
+        except TypeError as exc:
+            raise MalformedEvent(f"the event cannot be stored as JSON: {exc}", field="data") from None
+        return self._durable.apply(parsed, line)
 
     def may(self, subject: str, trigger: str, params: Mapping[str, Any] | None = None,
             *, time: datetime | str | None = None) -> Decision:
         """Would ``trigger`` be allowed on ``subject`` (at ``time``, default: the clock)?
         Pure: evaluates guards only, emits nothing, changes nothing."""
         moment = parse_instant(time) if time is not None else None
+        if self._durable is not None:
+            return self._durable.may(subject, trigger, params, moment)
         return self.runtime.may(subject, trigger, params, time=moment)
 
     def get(self, subject: str) -> Entity | None:
         """The entity's current record, or ``None`` if it was never created."""
+        if self._durable is not None:
+            return self._durable.get(subject)
         return self.runtime.get(subject)
 
     def advance_to(self, time: datetime | str) -> list[Outcome]:
         """Fire every timer due up to ``time``; returns what they did."""
-        return self.runtime.advance_to(parse_instant(time))
+        moment = parse_instant(time)
+        if self._durable is not None:
+            return self._durable.advance_to(moment)
+        return self.runtime.advance_to(moment)
 
     def subscribe(self, subscriber: Callable[[Outcome], None]) -> Callable[[], None]:
-        """Receive every committed outcome (events and timers); returns an unsubscribe."""
+        """Receive every committed outcome (events and timers); returns an unsubscribe.
+
+        With a store, subscribers hear of an outcome only after it is durably stored;
+        an exception in one is logged, never undoes the commit. For effects that must
+        not be lost, drain the outbox (:meth:`drain`) instead."""
+        if self._durable is not None:
+            return self._durable.subscribe(subscriber)
         return self.runtime.subscribe(subscriber)
 
     @property
     def clock(self) -> datetime | None:
         """The latest time seen (events and ``advance_to``)."""
         return self.runtime.clock
+
+    # -- with a store ---------------------------------------------------------------
+    def _store(self) -> SQLiteStore:
+        if self.store is None:
+            raise RuntimeError("this engine has no store: use Engine(store=SQLiteStore(path)) "
+                               "or Engine(store=MemoryStore())")
+        return self.store
+
+    def drain(self, deliver: Callable[[OutboxItem], None], limit: int = 100) -> int:
+        """Deliver pending outbox effects (at-least-once; ``item.effect_id`` is the
+        idempotency key); returns how many were delivered and marked."""
+        return self._store().drain(deliver, limit)
+
+    def export(self, path: str | Path) -> datetime | None:
+        """Write the applied input events as a JSON Lines log; returns the clock to
+        replay it ``--as-of`` (timers that fired after the last event)."""
+        return self._store().export(path)
+
+    def ledger(self, subjects: Iterable[str] | None = None) -> list[LedgerLine]:
+        """The money lines committed so far (the replay report's ``ledger``)."""
+        return self._store().ledger(subjects)
+
+    def recorded(self, event_id: str) -> Recorded | None:
+        """The stored outcome of an applied input event (what a repeat is told)."""
+        return self._store().recorded(event_id)
+
+    def refresh(self) -> None:
+        """Catch up with other writers of the store now (reads do so by themselves)."""
+        if self._durable is not None:
+            self._durable.refresh()
+
+    def close(self) -> None:
+        """Close the store (if any). The engine cannot be used afterwards."""
+        if self.store is not None:
+            self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,87 @@
+"""What the store hands back: outbox items, recorded outcomes, changes to catch up on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ..engine.runtime import Entity
+
+__all__ = ["Changes", "HistoryStep", "OutboxItem", "Recorded", "RecordedStep"]
+
+
+@attrs.frozen
+class OutboxItem:
+    """One emitted effect waiting for (or past) delivery.
+
+    ``effect_id`` is deterministic (``"<event id>#<n>"``, n counting the outcome's
+    effects from 1; a timer's outcome uses its timer id) and is the idempotency key a
+    receiver must use: delivery is at-least-once.
+    """
+
+    effect_id: str
+    seq: int
+    cause: str
+    subject: str
+    kind: str
+    time: datetime
+    body: Mapping[str, Any]
+    delivered: bool = False
+
+
+@attrs.frozen
+class RecordedStep:
+    subject: str
+    lifecycle: str
+    trigger: str
+    source: str
+    state: str
+    version: int
+
+
+@attrs.frozen
+class Recorded:
+    """An applied input event as the store keeps it: what a repeat of its id is told."""
+
+    id: str
+    seq: int
+    type: str
+    subject: str
+    time: datetime
+    steps: tuple[RecordedStep, ...]
+    effects: tuple[OutboxItem, ...]
+
+    @property
+    def state(self) -> str | None:
+        return self.steps[0].state if self.steps else None
+
+
+@attrs.frozen
+class HistoryStep:
+    """One version of an entity and what made it: the input event ``cause`` (for a
+    timer: the event that armed it, and ``timer`` names it), and ``via`` the entity
+    whose step sent this one when it was a cascade."""
+
+    version: int
+    trigger: str
+    source: str
+    state: str
+    cause: str
+    time: datetime
+    timer: str | None = None
+    via: str | None = None
+
+
+@attrs.frozen
+class Changes:
+    """Everything committed after ``since``: the latest record of each changed entity
+    (in order of creation), the ids applied, the clock, and where that leaves us."""
+
+    entities: tuple[Entity, ...]
+    applied: Mapping[str, bytes]
+    clock: datetime | None
+    seq: int
+    generation: int
