@@ -9,7 +9,8 @@ from JSON numbers that the log reader has already turned into ``Decimal``.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 
 import iso4217
@@ -27,6 +28,7 @@ __all__ = [
     "validate_amount",
 ]
 
+_DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 #: Amounts stay below 10**18. Decimal arithmetic runs at 28 significant digits, so with
@@ -75,10 +77,11 @@ def parse_decimal(value: object) -> Decimal:
     elif isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, str):
-        try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
-            raise MoneyError(f"{value!r} is not a decimal amount") from None
+        # A plain decimal string only: Decimal() alone would also take "1e3", "1_000",
+        # padded or non-ASCII digits, which no well-behaved writer of amounts sends.
+        if _DECIMAL_TEXT.fullmatch(value) is None:
+            raise MoneyError(f"{value!r} is not a decimal amount (digits, an optional sign and point)")
+        amount = Decimal(value)
     else:
         raise MoneyError(f"an amount must be a decimal string, not {type(value).__name__}")
     if not amount.is_finite():

@@ -1,0 +1,122 @@
+"""Smoke test of the benchmark harness (``benchmarks/``): no timing, only agreement.
+
+The benchmark is only worth its figures if the generated log is valid (our engine
+rejects nothing) and every peer reaches the same final states and money totals as our
+engine; these tests check that on small logs, so a broken generator or peer is caught
+here rather than after a half-hour run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from statemachine.replay import replay_path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+VENV_PYTHON = BENCH / ".venv-peers" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The benchmark's modules (plain scripts in ``benchmarks/``, not a package)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {name: importlib.import_module(name) for name in ("generate", "peers", "results", "ours")}
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.fixture(scope="module")
+def small_log(bench, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "log.jsonl"
+    bench["generate"].write_log(path, orders=300, seed=6)  # a seed whose log has every event kind
+    return path
+
+
+def _ours(bench, path: Path) -> dict:
+    report = replay_path(path)
+    assert report.rejected == (), report.rejected[:3]
+    states, totals = bench["ours"].outcome(report)
+    return bench["results"].summary("ours", report.lines, 0.0, states, totals)
+
+
+def _peer(bench, variant: str, path: Path) -> dict:
+    replay = bench["peers"].Replay(bench["peers"].BACKENDS[variant]())
+    events = replay.run(path)
+    states, totals = replay.outcome()
+    return bench["results"].summary(variant, events, 0.0, states, totals)
+
+
+def test_generated_log_is_valid_and_covers_the_rules(bench, small_log):
+    ours = _ours(bench, small_log)
+    lines = [json.loads(raw) for raw in small_log.read_bytes().splitlines()]
+    assert ours["events"] == len(lines)
+    assert [e["time"] for e in lines] == sorted(e["time"] for e in lines)
+    assert len({e["id"] for e in lines}) == len(lines)
+    kinds = {e["type"] for e in lines}
+    assert {"order.agreed", "order.started", "order.submitted", "order.approved", "order.rejected",
+            "order.resubmitted", "project.cancellation_requested", "project.cancellation_accepted",
+            "project.completed", "promotion.created", "promotion.approved", "promotion.spent",
+            "promotion.turned_off"} <= kinds
+    # deemed approvals (a timer), expiries (a timer, full refund) and refunds all happen
+    assert ours["counts"]["order:deemed_approved"] > 0
+    assert ours["counts"]["order:expired"] > 0
+    assert ours["counts"]["order:cancelled"] > 0
+    assert any("refund" in per for per in ours["totals"].values())
+
+
+def test_generator_is_deterministic_for_a_seed(bench):
+    generate = bench["generate"].generate
+    first = list(generate(60, seed=5))
+    assert first == list(generate(60, seed=5))
+    assert first != list(generate(60, seed=6))
+
+
+@pytest.mark.parametrize("variant", ["dict-table", "transitions-shared", "transitions-per-entity",
+                                     "transitions-add-model"])
+def test_peer_agrees_with_our_engine(bench, small_log, variant):
+    ours = _ours(bench, small_log)
+    assert bench["results"].compare(ours, _peer(bench, variant, small_log)) == []
+
+
+def test_a_disagreement_is_reported(bench, small_log):
+    """The benchmark must fail when a variant reaches another outcome."""
+    ours = _ours(bench, small_log)
+    replay = bench["peers"].Replay(bench["peers"].BACKENDS["dict-table"]())
+    events = replay.run(small_log)
+    states, totals = replay.outcome()
+    subject = next(s for s, state in states.items() if state == "deemed_approved")
+    states[subject] = "approved"
+    changed = bench["results"].summary("changed", events, 0.0, states, totals)
+    problems = bench["results"].compare(ours, changed)
+    assert problems and "final states differ" in problems[0]
+    currency = next(iter(totals))
+    totals[currency]["refund"] = "0.00"
+    assert any("totals differ" in p for p in bench["results"].compare(
+        ours, bench["results"].summary("changed", events, 0.0, states, totals)))
+
+
+def test_stretched_log_keeps_the_entities(bench, tmp_path):
+    base, longer = tmp_path / "base.jsonl", tmp_path / "longer.jsonl"
+    n_base = bench["generate"].write_log(base, orders=150, seed=4)
+    n_longer = bench["generate"].write_log(longer, orders=150, seed=4, stretch=4)
+    assert n_longer >= 3 * n_base
+    ours_base, ours_longer = _ours(bench, base), _ours(bench, longer)
+    assert ours_longer["entities"] == ours_base["entities"]
+    assert bench["results"].compare(ours_longer, _peer(bench, "dict-table", longer)) == []
+
+
+@pytest.mark.skipif(not VENV_PYTHON.exists(),
+                    reason="benchmarks/.venv-peers not created (python benchmarks/run.py makes it)")
+def test_python_statemachine_peer_agrees(bench, small_log):
+    done = subprocess.run([str(VENV_PYTHON), str(BENCH / "peers.py"), "python-statemachine",
+                           str(small_log)], capture_output=True, text=True, check=True,
+                          env={"PATH": "/usr/bin:/bin"})
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    assert bench["results"].compare(_ours(bench, small_log), theirs) == []
