@@ -25,7 +25,8 @@ def parse_instant(value: object) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"expected an RFC 3339 timestamp string, got {type(value).__name__}")
     try:
-        return ciso8601.parse_rfc3339(value).astimezone(UTC)
+        moment = ciso8601.parse_rfc3339(value)
+        return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not an RFC 3339 timestamp with an offset ({exc})") from None
 

@@ -41,14 +41,17 @@ class Effect:
         return None
 
 
-@attrs.frozen
+# Assign and Send never leave the runtime: slotted, not frozen (cheaper to build).
+
+
+@attrs.define(slots=True)
 class Assign:
     """Set fields of the entity's data (XState's ``assign``)."""
 
     changes: Mapping[str, Any]
 
 
-@attrs.frozen
+@attrs.define(slots=True)
 class Send:
     """Fire ``trigger`` on ``subject`` within the same atomic step.
 

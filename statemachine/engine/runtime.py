@@ -54,9 +54,17 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("statemachine.engine")
+_is_configured = structlog.is_configured
+_NO_PARAMS: Mapping[str, Any] = {}
 
 
-@attrs.frozen
+# The records below are built on every event, so they are slotted ``attrs.define``
+# classes: ``attrs.frozen`` costs four times as much per construction (it goes through
+# ``object.__setattr__`` per field). They are immutable by contract: the runtime never
+# mutates a committed record, it builds a new one.
+
+
+@attrs.define(slots=True)
 class ArmedTimer:
     """A timer kept with its entity: ``trigger`` fires at ``due``; ``cause`` armed it."""
 
@@ -66,7 +74,7 @@ class ArmedTimer:
     cause: str
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class Entity:
     """A small record: never a machine of its own. Never mutated: each commit stores a
     new record with ``version`` + 1 (``data`` must be treated as read-only too)."""
@@ -83,7 +91,7 @@ class Entity:
         return self.subject.partition("/")[0]
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class Event:
     """An input event, validated: what the log and the service feed the engine.
 
@@ -99,7 +107,7 @@ class Event:
     digest: bytes = b""
 
 
-@attrs.frozen
+@attrs.define(slots=True)
 class Step:
     """One entity's committed transition within an outcome."""
 
@@ -112,7 +120,7 @@ class Step:
     effects: tuple[Effect, ...]
 
 
-@attrs.frozen
+@attrs.define(slots=True)
 class Outcome:
     """What one input event (or one timer) did, after it committed.
 
@@ -150,7 +158,7 @@ class Context:
     """What guards and actions see: the entity before the step, the trigger's params,
     the cause and time, and read-only access to other entities as the step sees them."""
 
-    __slots__ = ("_uow", "entity", "event_id", "lifecycle", "params", "time", "trigger")
+    __slots__ = ("_parent", "_uow", "entity", "event_id", "lifecycle", "params", "time", "trigger")
 
     def __init__(
         self, uow: _UnitOfWork, entity: Entity, lifecycle: Lifecycle, trigger: str,
@@ -163,6 +171,7 @@ class Context:
         self.params = params
         self.event_id = event_id
         self.time = time
+        self._parent: Entity | bool | None = False  # False: not looked up yet
 
     @property
     def subject(self) -> str:
@@ -178,11 +187,16 @@ class Context:
 
     def parent(self) -> Entity | None:
         """The parent entity named by the lifecycle's :class:`~.declaration.Parent`."""
+        if self._parent is not False:
+            return self._parent  # type: ignore[return-value]
         link = self.lifecycle.parent
-        if link is None:
-            return None
-        ident = self.entity.data.get(link.field, self.params.get(link.field))
-        return None if ident is None else self._uow.get(f"{link.kind}/{ident}")
+        parent = None
+        if link is not None:
+            ident = self.entity.data.get(link.field, self.params.get(link.field))
+            if ident is not None:
+                parent = self._uow.get(f"{link.kind}/{ident}")
+        self._parent = parent
+        return parent
 
     def children(self) -> list[Entity]:
         """This entity's children, in order of creation, as this unit of work sees them."""
@@ -337,7 +351,12 @@ class Runtime:
             raise OutOfOrder(
                 f"out of order: {_fmt(event.time)} is before the clock {_fmt(self.clock)}"
             )
-        self.advance_to(event.time)  # a conflict is well-formed: it moves the clock too
+        moment = event.time
+        timers = self._timers
+        if timers and timers[0][0] <= moment:
+            self.advance_to(moment)  # a conflict is well-formed: it moves the clock too
+        elif self.clock is None or moment > self.clock:
+            self.clock = moment
         if conflict:
             raise Conflict(f"id {event.id!r} was applied before with different content")
         kind, inp, variants, creates = self._resolve(event)
@@ -350,14 +369,20 @@ class Runtime:
         outcome = self._commit(uow, event.id, event.time)
         # A timer this event armed already due (an order rejected after its content
         # deadline) fires right away, not at some later event.
-        self.advance_to(event.time)
+        if timers and timers[0][0] <= moment:
+            self.advance_to(moment)
         return outcome
 
     def _resolve(self, event: Event) -> tuple[str, Input, dict[str | None, str], bool]:
         found = self._inputs.get(event.type)
         if found is None:
             raise InvalidEvent(f"unknown event type {event.type!r}", field="type")
-        kind, _, ident = event.subject.partition("/")
+        subject = event.subject
+        prefix = found[0]
+        if (subject.startswith(prefix) and subject[len(prefix):len(prefix) + 1] == "/"
+                and len(subject) > len(prefix) + 1 and subject.count("/") == 1):
+            return found
+        kind, _, ident = subject.partition("/")
         if not ident or "/" in ident:
             raise InvalidEvent(f"subject {event.subject!r} is not <kind>/<id>", field="subject")
         if kind != found[0]:
@@ -375,9 +400,11 @@ class Runtime:
         return variants[params[field]]
 
     @staticmethod
-    def _params(inp: Input, data: Mapping[str, Any]) -> dict[str, Any]:
-        if not isinstance(data, Mapping):
+    def _params(inp: Input, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise InvalidEvent("data must be an object", field="data")
+        if not inp.fields:
+            return _NO_PARAMS
         params: dict[str, Any] = {}
         for field in inp.fields:
             if field.name not in data or data[field.name] is None:
@@ -391,6 +418,16 @@ class Runtime:
                 raise InvalidEvent(f"data.{field.name}: {exc}", field=f"data.{field.name}") from None
         return params
 
+    def _allowed(self, uow: _UnitOfWork, entity: Entity, trigger: str,
+                 params: Mapping[str, Any], cause: str, time: datetime) -> bool:
+        """Would ``_choose`` succeed? Without building an exception for a no."""
+        compiled = self.compiled[entity.lifecycle]
+        candidates = compiled.table.get((entity.state, trigger))
+        if not candidates:
+            return False
+        ctx = Context(uow, entity, compiled.declaration, trigger, params, cause, time)
+        return any(all(g.test(ctx) for g in c.guards) for c in candidates)
+
     def _choose(self, uow: _UnitOfWork, entity: Entity, trigger: str,
                 params: Mapping[str, Any], cause: str, time: datetime,
                 ) -> tuple[CompiledTransition, Context]:
@@ -399,16 +436,18 @@ class Runtime:
         if not candidates:
             raise TransitionRefused(entity.subject, entity.state, trigger)
         ctx = Context(uow, entity, compiled.declaration, trigger, params, cause, time)
-        best = (-1, None)
+        furthest = -1
+        guard = None
         for candidate in candidates:
-            for passed, guard in enumerate(candidate.guards):
-                if not guard.test(ctx):
-                    if passed > best[0]:
-                        best = (passed, guard)
+            passed = 0
+            for test in candidate.guards:
+                if not test.test(ctx):
+                    if passed > furthest:
+                        furthest, guard = passed, test
                     break
+                passed += 1  # noqa: SIM113 - enumerate costs more on this path
             else:
                 return candidate, ctx
-        guard = best[1]
         assert guard is not None
         raise TransitionRefused(entity.subject, entity.state, trigger,
                                 guard.explain(ctx), guard.name)
@@ -438,11 +477,16 @@ class Runtime:
                     raise TypeError(f"action {action.name} returned {item!r}")
         data = {**entity.data, **changes} if changes else entity.data
         compiled = self.compiled[entity.lifecycle]
-        timers = tuple(
-            ArmedTimer(t.name, t.trigger, due, t.cause(data))
-            for t in compiled.timers_by_state.get(chosen.dest, ())
-            if (due := t.due(data)) is not None
-        )
+        specs = compiled.timers_by_state.get(chosen.dest)
+        timers: tuple[ArmedTimer, ...] = ()
+        if specs:
+            timers = tuple(
+                ArmedTimer(t.name, t.trigger, due, t.cause(data))
+                for t in specs
+                if (due := t.due(data)) is not None
+            )
+            if timers == entity.timers:
+                timers = entity.timers  # unchanged: the commit need not re-arm
         new = Entity(subject, entity.lifecycle, chosen.dest, data, entity.version + 1, timers)
         uow.changed[subject] = new
         if create is not None and (link := compiled.declaration.parent) is not None:
@@ -460,11 +504,8 @@ class Runtime:
             index += 1
             if send.optional:
                 target = uow.get(send.subject)
-                if target is None:
-                    continue
-                try:
-                    self._choose(uow, target, send.trigger, send.params, cause, time)
-                except TransitionRefused:
+                if target is None or not self._allowed(uow, target, send.trigger, send.params,
+                                                       cause, time):
                     continue
             self._step(uow, send.subject, send.trigger, send.params, cause, time)
 
@@ -474,15 +515,16 @@ class Runtime:
         for subject, entity in uow.changed.items():
             old = entities.get(subject)
             entities[subject] = entity
-            if entity.timers and (old is None or old.timers != entity.timers):
+            if entity.timers and (old is None or old.timers is not entity.timers):
                 for armed in entity.timers:
                     heapq.heappush(self._timers, (armed.due, subject, armed.name))
-        for parent, subjects in uow.new_children.items():
-            self.children.setdefault(parent, []).extend(subjects)
+        if uow.new_children:
+            for parent, subjects in uow.new_children.items():
+                self.children.setdefault(parent, []).extend(subjects)
         outcome = Outcome(cause=cause, time=time, steps=tuple(uow.steps), timer=timer)
         # Log only once the application configured structlog: unconfigured, structlog
         # prints everything to stdout, which an embedded library must never do.
-        for step in outcome.steps if structlog.is_configured() else ():
+        for step in outcome.steps if _is_configured() else ():
             _log.debug("transition", entity=step.subject, event_id=cause, trigger=step.trigger,
                        src=step.source, dst=step.dest, version=step.version, timer=timer)
         for subscriber in self._subscribers:
