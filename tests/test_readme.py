@@ -38,3 +38,19 @@ def test_readme_mermaid_block_is_the_generated_order_diagram() -> None:
     assert blocks == [(ROOT / "diagrams" / "order.mmd").read_text()], (
         "README's Mermaid block differs from diagrams/order.mmd: paste the regenerated file"
     )
+
+
+def test_durable_example_runs_and_survives_a_restart(tmp_path: Path) -> None:
+    block = python_blocks()[1]
+    assert "SQLiteStore" in block
+    first = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=60, check=False,
+                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == ["approved", "e3#1 250.00"]
+    again = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=60, check=False,
+                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == ["approved"]  # reopened; duplicates; nothing to drain
+    assert (tmp_path / "collab.jsonl").exists()

@@ -20,72 +20,72 @@ __all__ = [
     "HoldPlaced",
     "HoldReleased",
     "NotificationRequested",
+    "OrderMoney",
     "PaymentReleased",
+    "PromotionMoney",
     "RefundIssued",
 ]
 
 
 @attrs.frozen(kw_only=True)
-class RefundIssued(Effect):
+class OrderMoney(Effect):
+    """Money of an order's fee moved: booked in the ledger under the order."""
+
+    order: str
+    amount: Decimal
+    currency: str
+
+    def ledger_subject(self) -> str:
+        return self.order
+
+
+@attrs.frozen(kw_only=True)
+class PromotionMoney(Effect):
+    """Money of a promotion's budget moved: booked in the ledger under the promotion."""
+
+    promotion: str
+    amount: Decimal
+    currency: str
+
+    def ledger_subject(self) -> str:
+        return self.promotion
+
+
+@attrs.frozen(kw_only=True)
+class RefundIssued(OrderMoney):
     """Part of an order's fee goes back to the advertiser; ``rule`` names the policy row."""
 
     ledger_kind: ClassVar[str | None] = "refund"
-    order: str
-    amount: Decimal
-    currency: str
     percent: int
     rule: str
 
-    def ledger_subject(self) -> str:
-        return self.order
-
 
 @attrs.frozen(kw_only=True)
-class PaymentReleased(Effect):
+class PaymentReleased(OrderMoney):
     """Part of an order's fee is paid out to the content provider."""
 
     ledger_kind: ClassVar[str | None] = "payment_released"
-    order: str
-    amount: Decimal
-    currency: str
-
-    def ledger_subject(self) -> str:
-        return self.order
 
 
 @attrs.frozen(kw_only=True)
-class HoldPlaced(Effect):
+class HoldPlaced(PromotionMoney):
+    """The whole budget is held when the promotion is created."""
+
     ledger_kind: ClassVar[str | None] = "hold_placed"
-    promotion: str
-    amount: Decimal
-    currency: str
-
-    def ledger_subject(self) -> str:
-        return self.promotion
 
 
 @attrs.frozen(kw_only=True)
-class HoldReleased(Effect):
+class HoldReleased(PromotionMoney):
     """Held money that is not charged: given back. Not a refund: it was only held."""
 
     ledger_kind: ClassVar[str | None] = "hold_released"
-    promotion: str
-    amount: Decimal
-    currency: str
-
-    def ledger_subject(self) -> str:
-        return self.promotion
 
 
 @attrs.frozen(kw_only=True)
-class Charged(Effect):
-    ledger_kind: ClassVar[str | None] = "charge"
-    promotion: str
-    amount: Decimal
-    currency: str
+class Charged(PromotionMoney):
+    """What a promotion spent, charged when it ends."""
 
-    def ledger_subject(self) -> str:
-        return self.promotion
+    ledger_kind: ClassVar[str | None] = "charge"
 
 
 @attrs.frozen(kw_only=True)
