@@ -6,6 +6,7 @@ a reason short enough for a one-line rejection.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -31,10 +32,15 @@ def identifier(value: Any) -> str:
 
 
 def choice(*options: str) -> Callable[[Any], str]:
+    canonical = {option: option for option in options}
+
     def parse(value: Any) -> str:
-        if value not in options:
+        # The declaration's own string, not the parsed copy: millions of entities then
+        # share one "manual" instead of holding one each.
+        found = canonical.get(value) if isinstance(value, str) else None
+        if found is None:
             raise ValueError(f"{value!r} is not one of {', '.join(options)}")
-        return value
+        return found
 
     parse.__name__ = "choice_" + "_".join(options)
     return parse
@@ -58,7 +64,7 @@ def currency(value: Any) -> str:
         minor_units(value)
     except MoneyError as exc:
         raise ValueError(str(exc)) from None
-    return value
+    return sys.intern(value)  # one "USD" for every entity
 
 
 def instant(value: Any) -> datetime:
