@@ -71,9 +71,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _replay(args: argparse.Namespace) -> int:
     from .replay import render_text, replay_path, to_json
+    from .replay.progress import terminal_progress
 
     try:
-        report = replay_path(args.log, as_of=args.as_of, sort=args.sort)
+        with terminal_progress() as progress:
+            report = replay_path(args.log, as_of=args.as_of, sort=args.sort,
+                                 progress=None if args.format == "json" else progress)
     except OSError as exc:
         print(f"error: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
         return 2

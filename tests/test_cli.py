@@ -144,3 +144,25 @@ def test_the_text_format_says_when_nothing_was_rejected(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert "No rejected lines." in done.stdout.decode()
     assert "Rejected lines" not in done.stdout.decode()
+
+
+def test_progress_only_on_a_terminal() -> None:
+    import io
+
+    from statemachine.replay import Replayer
+    from statemachine.replay.progress import terminal_progress
+
+    with terminal_progress(io.StringIO()) as progress:
+        assert progress is None  # piped: nothing at all
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    with terminal_progress(out) as progress:
+        assert progress is not None
+        replayer = Replayer()
+        replayer.feed(1, b"{not json")
+        progress(replayer)
+    assert "replaying" in out.getvalue()

@@ -113,7 +113,7 @@ def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = Fals
         lines = _sorted(lines)
     for number, raw in lines:
         replayer.feed(number, raw)
-        if progress is not None and replayer.lines % 65536 == 0:
+        if progress is not None and replayer.lines % 16384 == 0:
             progress(replayer)
     return replayer.finish(as_of)
 

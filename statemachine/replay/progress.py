@@ -1,0 +1,41 @@
+"""Progress of a long replay on stderr, for people watching a terminal.
+
+Shown only when stderr is a terminal: piped or redirected output, and the JSON report,
+stay byte for byte what the replay produced.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from .replayer import Replayer
+
+__all__ = ["terminal_progress"]
+
+
+@contextmanager
+def terminal_progress(stream: TextIO | None = None) -> Iterator[Callable[[Replayer], None] | None]:
+    """Yield a ``progress`` callback for :func:`~.replayer.replay`, or ``None`` when
+    ``stream`` (default stderr) is not a terminal. Lines done, lines/s, rejected so far."""
+    stream = sys.stderr if stream is None else stream
+    if not stream.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(file=stream), transient=True) as bar:
+        task = bar.add_task("replaying", total=None)
+
+        def update(replayer: Replayer) -> None:
+            rate = replayer.lines / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, description=(f"replaying: {replayer.lines:,} lines, {rate:,.0f}/s, "
+                                          f"{len(replayer.rejected):,} rejected"))
+
+        yield update
