@@ -37,9 +37,11 @@ def loads(raw: bytes | str) -> Any:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):  # nested past orjson's limit (1024): no event is that deep
+            raise MalformedEvent(f"malformed JSON: nested too deeply ({exc})") from None
         try:  # integers beyond 64 bits are valid JSON; orjson refuses them
             value = json.loads(raw, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise MalformedEvent(f"malformed JSON: {exc}") from None
         return value
     data = value.get("data") if type(value) is dict else None

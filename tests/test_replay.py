@@ -481,3 +481,13 @@ def test_the_report_has_the_spec_shape() -> None:
     assert list(rep["stats"]) == ["lines", "applied", "duplicates", "rejected"]
     assert list(rep["rejected"][0]) == ["line", "id", "error"]
     assert report()["as_of"] is None
+
+
+def test_a_line_nested_too_deeply_is_rejected_not_a_crash(tmp_path) -> None:
+    from statemachine.replay import replay_path
+
+    log = tmp_path / "deep.jsonl"
+    log.write_bytes(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    report = replay_path(log)
+    assert [(r.line, r.id) for r in report.rejected] == [(1, None)]
+    assert "nested too deeply" in report.rejected[0].error
