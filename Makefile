@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 
 test: install
 	$(BIN)/ruff check statemachine tests examples benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 diagrams: install

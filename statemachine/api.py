@@ -61,6 +61,7 @@ class Engine:
 
         With a store, a write that lost a race to another writer raises
         :class:`~.store.StaleWrite` (nothing stored; applying again decides afresh)."""
+        envelope: Mapping[str, Any] | Event
         if isinstance(event, Event):
             parsed, envelope = event, event
         else:

@@ -50,7 +50,8 @@ class Replayer:
             for effect in step.effects:
                 kind = effect.ledger_kind
                 if kind is not None and effect.amount:  # type: ignore[attr-defined]
-                    self.ledger.append(LedgerLine(effect.time, kind, effect.ledger_subject(),
+                    self.ledger.append(LedgerLine(effect.time, kind,
+                                                  effect.ledger_subject() or step.subject,
                                                   effect.amount, effect.currency,  # type: ignore[attr-defined]
                                                   effect.cause))
 
@@ -89,8 +90,9 @@ class Replayer:
 def _sorted(lines: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
     """Stable sort by event time; a line without a readable time keeps the time of the
     line before it, so it is reported where it stood."""
-    keyed = []
-    last = None
+    keyed: list[tuple[datetime | None, int, bytes]] = []
+    last: datetime | None = None
+    moment: datetime | None
     for number, raw in lines:
         try:
             moment = to_event(loads(raw)).time

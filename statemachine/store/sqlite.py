@@ -64,6 +64,7 @@ class Writer:
             if event is None or envelope is None:
                 raise ValueError("an input event's outcome needs its event and envelope")
             key = event.id
+            row: tuple[str, str, str, str, str, str, str, bytes | None]
             row = ("input", key, key, event.subject, format_instant(event.time), event.type,
                    envelope, event.digest)
         else:
