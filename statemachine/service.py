@@ -96,8 +96,13 @@ def _rejection(exc: EventRejected, event_id: str | None) -> Problem:
             extra: dict[str, Any] = {}
             if isinstance(exc, TransitionRefused):
                 extra = {"state": exc.state, "trigger": exc.trigger, "guard": exc.guard}
+                if exc.field is not None and exc.field.startswith("data."):
+                    # The guard judged a value of the event itself (a fee, a budget):
+                    # the event is wrong in itself, whatever the state.
+                    return Problem(422, slug, title, exc.reason, field=exc.field,
+                                   event_id=event_id, **extra)
             field = "id" if isinstance(exc, Conflict) else "time" if isinstance(exc, OutOfOrder) \
-                else "subject"
+                else getattr(exc, "field", None) or "subject"
             return Problem(409, slug, title, exc.reason, field=field, event_id=event_id, **extra)
     return Problem(409, "rejected", "The event was rejected", exc.reason, event_id=event_id)
 

@@ -247,7 +247,7 @@ def _unchanged(engine: Engine, before: tuple[dict[str, Entity], dict[str, list[s
     (_order("x", "order/O-1", at(hours=1)), EventRejected,
      "order/O-1: already exists (in state agreed)"),
     (_order("x", "order/O-2", at(hours=1), fee="0"), TransitionRefused,
-     "order/O-2: cannot create in state __initial__: the fee must be > 0, not 0"),
+     "order/O-2: cannot create: the fee must be > 0, not 0"),
     (_order("x", "order/O-2", at(hours=1), fee="1.001"), TransitionRefused,
      "the fee 1.001 has more decimals than USD allows"),
     (_order("x", "order/O-2", at(hours=1), project="Q"), TransitionRefused,

@@ -432,3 +432,14 @@ def test_may_submit_with_auto_review_answers_approved(engine):
     agree(engine, review="auto")
     assert engine.may(ORDER, "submit").dest == "approved"
     assert engine.get(ORDER).state == "agreed"
+
+
+def test_a_refused_fee_names_its_field_and_no_pseudo_state(engine) -> None:
+    from statemachine import TransitionRefused
+
+    engine.apply(ev("p", T0, "project.created", "project/P", kind="creator", currency="USD",
+                    deadline="2026-04-01T00:00:00Z"))
+    with pytest.raises(TransitionRefused) as refused:
+        engine.apply(ev("o", T0, "order.agreed", "order/O", project="P", fee="1.234", review="auto"))
+    assert (refused.value.guard, refused.value.field) == ("fee_valid", "data.fee")
+    assert str(refused.value) == "order/O: cannot create: the fee 1.234 has more decimals than USD allows"

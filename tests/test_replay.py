@@ -131,7 +131,7 @@ def test_only_applied_ids_are_remembered_so_a_rejected_event_can_be_sent_again()
     too_early = order("o", "order/O", at(minutes=1))  # its project does not exist yet
     rep = report(too_early, project(time=at(minutes=2)), order("o", "order/O", at(minutes=3)),
                  order("o", "order/O", at(minutes=3)))
-    assert errors(rep) == [(1, "o", "order/O: cannot create in state __initial__: "
+    assert errors(rep) == [(1, "o", "order/O: cannot create: "
                                     "project/P does not exist")]
     assert rep["entities"] == {"project/P": "active", "order/O": "agreed"}
     assert rep["stats"] == {"lines": 4, "applied": 2, "duplicates": 1, "rejected": 1}
@@ -380,7 +380,7 @@ def test_a_many_digit_number_is_paid_out_to_the_last_digit() -> None:
 
 
 @pytest.mark.parametrize(("fee_json", "error"), [
-    ("199.999", "cannot create in state __initial__: the fee 199.999 has more decimals than USD allows"),
+    ("199.999", "cannot create: the fee 199.999 has more decimals than USD allows"),
     ("1e400", "data.fee: 1E+400 is too large"),
     ("123456789012345678901234567890", "data.fee: 123456789012345678901234567890 is too large"),
     ("true", "data.fee: an amount must be a decimal string, not True"),

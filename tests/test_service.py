@@ -237,6 +237,18 @@ def test_refused_events_are_409_with_the_reason(http):
                                                  "order/C-1")))["state"] == "in_progress"
 
 
+def test_a_bad_value_in_the_data_is_a_422_naming_that_field(http):
+    d = story(http, "V")
+    too_precise = problem(http.post("/events", json=envelope(
+        "V-x", f"{d}T12:00:00Z", "order.agreed", "order/V-9", project="V", fee="1.234",
+        review="auto")), 422, "transition-refused", "data.fee")
+    assert too_precise["detail"] == (
+        "order/V-9: cannot create: the fee 1.234 has more decimals than USD allows")
+    problem(http.post("/events", json=envelope(
+        "V-y", f"{d}T12:00:00Z", "order.agreed", "order/V-8", project="nope", fee="1.00",
+        review="auto")), 422, "transition-refused", "data.project")
+
+
 def test_unknown_routes_and_methods_are_problems_too(http):
     problem(http.get("/nothing/here"), 404, "not-found", None)
     problem(http.delete("/ledger"), 405, "method-not-allowed", None)

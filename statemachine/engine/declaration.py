@@ -64,13 +64,15 @@ class Guard:
     ``test(ctx)`` returns a bool and must have no effects, so "may I?" can be asked at
     any time. ``reason`` explains a refusal: a string, or a function of the context for
     a reason that quotes values ("would exceed the budget: 80.00 of 100.00 spent").
-    ``label`` is the short text a diagram shows in brackets.
+    ``label`` is the short text a diagram shows in brackets. ``field`` names the input
+    field the guard judges (``data.fee``), so a refusal can point at it.
     """
 
     name: str
     test: Callable[[Context], bool]
     reason: str | Callable[[Context], str]
     label: str = ""
+    field: str | None = None
 
     def explain(self, ctx: Context) -> str:
         return self.reason(ctx) if callable(self.reason) else self.reason

@@ -62,20 +62,24 @@ class TransitionRefused(EventRejected):
     """The entity's lifecycle does not allow the trigger now.
 
     ``guard`` is the name of the guard that said no, or ``None`` when no transition
-    for the trigger leaves the current state at all.
+    for the trigger leaves the current state at all; ``field`` is the input field that
+    guard judges, when it judges one.
     """
 
     def __init__(
         self, subject: str, state: str, trigger: str, detail: str | None = None,
-        guard: str | None = None,
+        guard: str | None = None, field: str | None = None,
     ) -> None:
-        text = f"{subject}: cannot {trigger} in state {state}"
+        # A creation has no state yet: say "cannot create", not "in state __initial__".
+        where = "" if state == "__initial__" else f" in state {state}"
+        text = f"{subject}: cannot {trigger}{where}"
         super().__init__(f"{text}: {detail}" if detail else text)
         self.subject = subject
         self.state = state
         self.trigger = trigger
         self.guard = guard
         self.detail = detail
+        self.field = field
 
 
 class OutOfOrder(EventRejected):

@@ -451,7 +451,7 @@ class Runtime:
                 return candidate, ctx
         assert guard is not None
         raise TransitionRefused(entity.subject, entity.state, trigger,
-                                guard.explain(ctx), guard.name)
+                                guard.explain(ctx), guard.name, guard.field)
 
     def _step(self, uow: _UnitOfWork, subject: str, trigger: str, params: Mapping[str, Any],
               cause: str, time: datetime, *, create: str | None = None) -> None:
