@@ -8,14 +8,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 import structlog
 
-from .timeutil import parse_instant
+from .timeutil import format_instant, parse_instant
 
 __all__ = ["main"]
 
@@ -42,28 +44,45 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m statemachine",
         description="Lifecycle engine for creator collaborations and promotions.",
     )
+    # -v works before or after the subcommand: a parent parser shared by all of them.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log every transition (structlog, on stderr)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every transition (structlog, on stderr)")
     sub = parser.add_subparsers(dest="command", required=True)
-    rp = sub.add_parser("replay", help="rebuild every entity from an event log (JSON Lines)")
+    rp = sub.add_parser(
+        "replay", parents=[verbose], help="rebuild every entity from an event log (JSON Lines)",
+        description="Rebuild every entity from an event log and report what happened to the money.",
+        epilog="exit status: 0 every line applied or was a duplicate; 1 some lines were rejected "
+               "(the report is still complete); 2 the log could not be read or the report not written",
+    )
     rp.add_argument("log", help="the event log, one JSON event per line")
-    rp.add_argument("--format", choices=("text", "json"), default="text")
+    rp.add_argument("--format", choices=("text", "json"), default="text",
+                    help="text: tables for people (default); json: the report of event-log.md")
     rp.add_argument("--as-of", type=_instant, metavar="TIME",
                     help="fire the timers due up to TIME (RFC 3339) after the last event")
     rp.add_argument("--sort", action="store_true",
                     help="order the events by time first (reads the whole log)")
-    dg = sub.add_parser("diagrams", help="draw every lifecycle (default: SVG, DOT and Mermaid)")
+    dg = sub.add_parser("diagrams", parents=[verbose],
+                        help="draw every lifecycle (default: SVG, DOT and Mermaid)",
+                        description="Draw every lifecycle from the declaration the engine runs.")
     dg.add_argument("--format", action="append", choices=("svg", "png", "dot", "mermaid"),
                     help="a format to write (repeatable)")
     dg.add_argument("--out", default="diagrams", metavar="DIR", help="where (default: diagrams)")
     dg.add_argument("--check", action="store_true",
                     help="exit 1 if the DOT/Mermaid files in DIR differ from the code")
-    de = sub.add_parser("diagram", help="draw one entity's lifecycle with its path through a log")
+    de = sub.add_parser("diagram", parents=[verbose],
+                        help="draw one entity's lifecycle with its path through a log",
+                        description="Replay a log and draw one entity's lifecycle, its path "
+                                    "numbered with event ids and its current state filled.")
     de.add_argument("log", help="the event log, one JSON event per line")
     de.add_argument("subject", help="the entity, e.g. order/O-404")
-    de.add_argument("--format", choices=("svg", "png", "dot", "mermaid"), default="svg")
+    de.add_argument("--format", choices=("svg", "png", "dot", "mermaid"), default="svg",
+                    help="default: svg")
     de.add_argument("--out", metavar="FILE",
-                    help="where (default: dot/mermaid to stdout, svg/png to <subject>.<format>)")
+                    help="where (default: dot/mermaid to stdout; svg/png to the subject with / "
+                         "as _, e.g. order_O-404.svg)")
     de.add_argument("--as-of", type=_instant, metavar="TIME",
                     help="fire the timers due up to TIME (RFC 3339) after the last event")
     de.add_argument("--sort", action="store_true", help="order the events by time first")
@@ -87,11 +106,20 @@ def _replay(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    if args.format == "json":
-        sys.stdout.buffer.write(to_json(report))
-    else:
-        sys.stdout.write(render_text(report))
-    sys.stdout.flush()
+    if args.as_of is not None and report.as_of is not None and args.as_of < report.as_of:
+        print(f"note: --as-of {format_instant(args.as_of)} is before the last event; the report "
+              f"is as of {format_instant(report.as_of)} (time never goes back)", file=sys.stderr)
+    try:
+        if args.format == "json":
+            sys.stdout.buffer.write(to_json(report))
+        else:
+            sys.stdout.write(render_text(report))
+        sys.stdout.flush()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter flushes it at exit
+        print(f"error: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return report.exit_status
 
 

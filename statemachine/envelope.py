@@ -42,7 +42,9 @@ def loads(raw: bytes | str) -> Any:
         try:  # integers beyond 64 bits are valid JSON; orjson refuses them
             value = json.loads(raw, parse_float=Decimal)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            raise MalformedEvent(f"malformed JSON: {exc}") from None
+            # One event is one line: orjson's "line 1 column 71" would read like a second
+            # line number next to the report's own.
+            raise MalformedEvent(f"malformed JSON: {str(exc).replace('line 1 column', 'column')}") from None
         return value
     data = value.get("data") if type(value) is dict else None
     if type(data) is dict:

@@ -166,3 +166,29 @@ def test_progress_only_on_a_terminal() -> None:
         replayer.feed(1, b"{not json")
         progress(replayer)
     assert "replaying" in out.getvalue()
+
+
+def test_an_unwritable_report_is_one_line_and_exit_2() -> None:
+    import subprocess
+    import sys
+
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([sys.executable, "-m", "statemachine", "replay",
+                                 "examples/collaborations.jsonl", "--format", "json"],
+                                stdout=full, stderr=subprocess.PIPE, text=True, check=False,
+                                cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: cannot write the report: No space left on device"
+
+
+def test_as_of_before_the_clock_says_so_and_verbose_works_after_the_subcommand() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "statemachine", "replay",
+                             "examples/collaborations.jsonl", "--format", "json", "-v",
+                             "--as-of", "2026-03-01T00:00:00Z"],
+                            capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 1
+    assert "note: --as-of 2026-03-01T00:00:00Z is before the last event" in result.stderr
+    assert "transition" in result.stderr  # -v after the subcommand logs every transition

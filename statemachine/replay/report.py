@@ -91,6 +91,10 @@ def to_json(report: Report) -> bytes:
     return orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def render_text(report: Report, *, width: int = 100) -> str:
     """A people's summary: entities per lifecycle and state, money per currency, and
     the rejected lines. Rendered with ``rich`` at a fixed width, so it is stable."""
@@ -100,8 +104,8 @@ def render_text(report: Report, *, width: int = 100) -> str:
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, force_terminal=False)
     as_of = format_instant(report.as_of) if report.as_of else "-"
-    console.print(f"Replay as of {as_of}: {report.lines} lines, {report.applied} applied, "
-                  f"{report.duplicates} duplicates, {len(report.rejected)} rejected")
+    console.print(f"Replay as of {as_of}: {_count(report.lines, 'line')}, {report.applied} applied, "
+                  f"{_count(report.duplicates, 'duplicate')}, {len(report.rejected)} rejected")
     counts: dict[tuple[str, str], int] = {}
     for subject, state in report.entities.items():
         key = (subject.partition("/")[0], state)
