@@ -115,7 +115,7 @@ def test_the_text_format_shows_states_money_per_currency_and_rejected_lines() ->
     assert done.returncode == 1
     text = done.stdout.decode()
     assert text.startswith("Replay as of 2026-03-21T09:00:00Z: 68 lines, 61 applied, "
-                           "1 duplicates, 6 rejected")
+                           "1 duplicate, 6 rejected")
     lines = text.splitlines()
 
     def row(*cells: str) -> bool:
