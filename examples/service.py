@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,9 @@ except ImportError:  # run from a fresh clone without installing: use the checko
 import structlog
 import uvicorn
 
+from statemachine import Engine
 from statemachine.service import create_app
+from statemachine.store import SQLiteStore, StoreError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,8 +49,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.WARNING
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    app = create_app(args.db, drain_interval=args.drain_interval or None)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    try:  # open the store first: a bad path is one line, not a traceback from a worker
+        engine = Engine(store=SQLiteStore(Path(args.db)))
+    except (sqlite3.Error, OSError, StoreError) as exc:
+        print(f"error: cannot open the store {args.db}: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(engine=engine, drain_interval=args.drain_interval or None)
+    print(f"serving on http://{args.host}:{args.port} (store: {args.db}); Ctrl-C stops",
+          file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port,
+                    log_level="info" if args.verbose else "warning")
+    finally:
+        engine.close()
     return 0
 
 
