@@ -15,7 +15,7 @@ from pathlib import Path
 import attrs
 
 from ..engine.runtime import Outcome
-from ..replay.replayer import Replayer, _sorted, read_lines
+from ..replay.replayer import Replayer, read_lines, sort_lines
 
 __all__ = ["PathStep", "Trace", "UnknownSubject", "trace_log"]
 
@@ -119,5 +119,5 @@ def trace_log(path: str | Path, subject: str, *, as_of: datetime | None = None,
     with open(path, "rb") as stream:
         lines: Iterable[tuple[int, bytes]] = read_lines(stream)
         if sort:
-            lines = _sorted(lines)
+            lines = sort_lines(lines)
         return trace_lines(lines, subject, log=str(path), as_of=as_of)

@@ -18,7 +18,7 @@ from ..engine.runtime import Outcome, Runtime
 from ..envelope import MalformedEvent, loads, to_event
 from .report import LedgerLine, Rejection, Report
 
-__all__ = ["Replayer", "read_lines", "replay", "replay_path"]
+__all__ = ["Replayer", "read_lines", "replay", "replay_path", "sort_lines"]
 
 
 def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
@@ -87,7 +87,7 @@ class Replayer:
         )
 
 
-def _sorted(lines: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+def sort_lines(lines: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
     """Stable sort by event time; a line without a readable time keeps the time of the
     line before it, so it is reported where it stood."""
     keyed: list[tuple[datetime | None, int, bytes]] = []
@@ -112,7 +112,7 @@ def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = Fals
     replayer = Replayer(domain)
     lines: Iterable[tuple[int, bytes]] = read_lines(stream)
     if sort:
-        lines = _sorted(lines)
+        lines = sort_lines(lines)
     for number, raw in lines:
         replayer.feed(number, raw)
         if progress is not None and replayer.lines % 16384 == 0:
