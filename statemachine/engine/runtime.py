@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
 import structlog
 
+from ..timeutil import format_instant
 from .compiler import CompiledLifecycle, CompiledTransition, compile_lifecycle
 from .declaration import INITIAL, Domain, Input, Lifecycle
 from .effects import Assign, Effect, Send
@@ -540,10 +541,6 @@ class Runtime:
             subscriber(outcome)
         return outcome
 
-    def entities_in_order(self) -> Iterator[Entity]:
-        """Every entity, in order of creation."""
-        return iter(self.entities.values())
-
     # -- restoring (stores) ---------------------------------------------------------
     def restore(self, entities: Iterable[Entity], *, applied: Mapping[str, bytes] | None = None,
                 clock: datetime | None = None, reset: bool = False) -> None:
@@ -578,12 +575,4 @@ class Runtime:
             self.clock = clock
 
 
-def _fmt(moment: datetime) -> str:
-    from ..timeutil import format_instant
-
-    return format_instant(moment)
-
-
-def iter_effects(outcomes: Iterable[Outcome]) -> Iterator[Effect]:
-    for outcome in outcomes:
-        yield from outcome.effects
+_fmt = format_instant

@@ -98,9 +98,9 @@ def _take_effect(ctx: Context) -> Iterator[Any]:
         if order.state in policy.KEEPS_STATE_ON_CANCELLATION:
             continue
         if kind == "creator":
+            # Priced by the stage at the request; an order unsettled now was unsettled then
+            # (settled states are final), so the snapshot always has a priced stage.
             stage = stages.get(order.subject, order.state)
-            if stage in policy.KEEPS_STATE_ON_CANCELLATION:  # settled then, reopened never
-                stage = order.state
             rule = policy.creator_cancellation_refund(stage, ctx.data["requested_by"])
         else:
             rule = policy.partner_cancellation_refund(order.state)
