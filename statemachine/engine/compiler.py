@@ -18,7 +18,8 @@ lifecycle and the offending item.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 from transitions import Machine
@@ -38,6 +39,8 @@ class CompiledTransition:
     dest: str
     guards: tuple[Guard, ...]
     actions: tuple[Action, ...]
+    #: The guards' test functions, resolved once: what the runtime calls.
+    tests: tuple[Callable[[Any], bool], ...] = attrs.field(eq=False, repr=False, default=())
 
 
 @attrs.frozen
@@ -155,6 +158,11 @@ def _machine(lc: Lifecycle) -> Machine:
     )
 
 
+def _compiled(t: Transition, guards: tuple[Guard, ...], actions: tuple[Action, ...]) -> CompiledTransition:
+    return CompiledTransition(declaration=t, dest=t.dest, guards=guards, actions=actions,
+                              tests=tuple(g.test for g in guards))
+
+
 def compile_lifecycle(lc: Lifecycle) -> CompiledLifecycle:
     """Check ``lc`` and compile it; raises :class:`DeclarationError` when inconsistent."""
     _check(lc)
@@ -169,13 +177,9 @@ def compile_lifecycle(lc: Lifecycle) -> CompiledLifecycle:
             if [m.dest for m in machine_transitions] != [t.dest for t in declared]:
                 raise DeclarationError(f"lifecycle {lc.name!r}: machine and declaration disagree")
             table[(source, trigger)] = tuple(
-                CompiledTransition(
-                    declaration=t,
-                    dest=t.dest,
-                    guards=tuple(guards[g] for g in t.guards),
-                    actions=tuple(actions[a] for a in t.actions)
-                    + (entry[t.dest] if t.dest != source else ()),
-                )
+                _compiled(t, tuple(guards[g] for g in t.guards),
+                          tuple(actions[a] for a in t.actions)
+                          + (entry[t.dest] if t.dest != source else ()))
                 for t in declared
             )
     timers_by_state = {

@@ -25,10 +25,14 @@ def text(value: Any) -> str:
 
 
 def identifier(value: Any) -> str:
-    """An entity id: a non-empty string without ``/`` or surrounding blanks."""
+    """An entity id: a non-empty string without ``/`` or surrounding blanks.
+
+    Interned: such a field names another entity (an order's project), and the many
+    children of one parent then share one string instead of holding a copy each.
+    """
     if not isinstance(value, str) or not value or "/" in value or value.strip() != value:
         raise ValueError(f"{value!r} is not an id (a non-empty string without '/')")
-    return value
+    return sys.intern(value)
 
 
 def choice(*options: str) -> Callable[[Any], str]:

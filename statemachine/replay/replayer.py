@@ -46,26 +46,27 @@ class Replayer:
         self.runtime.subscribe(self._book)
 
     def _book(self, outcome: Outcome) -> None:
+        append = self.ledger.append
         for step in outcome.steps:
             for effect in step.effects:
                 kind = effect.ledger_kind
-                if kind is not None and effect.amount:  # type: ignore[attr-defined]
-                    self.ledger.append(LedgerLine(effect.time, kind,
-                                                  effect.ledger_subject() or step.subject,
-                                                  effect.amount, effect.currency,  # type: ignore[attr-defined]
-                                                  effect.cause))
+                if kind is not None:
+                    amount = effect.amount  # type: ignore[attr-defined]
+                    if amount:
+                        append(LedgerLine(effect.time, kind, effect.ledger_subject() or step.subject,
+                                          amount, effect.currency, effect.cause))  # type: ignore[attr-defined]
 
     def feed(self, number: int, raw: bytes) -> None:
         """Apply one non-blank line; a rejection is recorded, never raised."""
         self.lines += 1
-        ident = None
+        envelope = None
         try:
             envelope = loads(raw)
-            if isinstance(envelope, dict) and isinstance(envelope.get("id"), str):
-                ident = envelope["id"]
             outcome = self.runtime.apply(to_event(envelope))
         except EventRejected as exc:
-            self.rejected.append(Rejection(number, ident, exc.reason))
+            ident = envelope.get("id") if type(envelope) is dict else None
+            self.rejected.append(Rejection(number, ident if isinstance(ident, str) else None,
+                                           exc.reason))
             return
         if outcome.duplicate:
             self.duplicates += 1
