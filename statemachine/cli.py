@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="fire the timers due up to TIME (RFC 3339) after the last event")
     rp.add_argument("--sort", action="store_true",
                     help="order the events by time first (reads the whole log)")
+    rp.add_argument("--spill-ids", action="store_true",
+                    help="keep the applied event ids in a temporary file, not in memory: for "
+                         "logs of millions of events (memory then grows with the entities "
+                         "only; 5-40 %% slower)")
     dg = sub.add_parser("diagrams", parents=[verbose],
                         help="draw every lifecycle (default: SVG, DOT and Mermaid)",
                         description="Draw every lifecycle from the declaration the engine runs.")
@@ -95,6 +99,7 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         with terminal_progress() as progress:
             report = replay_path(args.log, as_of=args.as_of, sort=args.sort,
+                                 spill_ids=args.spill_ids,
                                  progress=None if args.format == "json" else progress)
     except OSError as exc:
         print(f"error: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)

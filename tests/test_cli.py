@@ -90,6 +90,15 @@ def test_the_example_replays_to_exactly_the_expected_report() -> None:
     assert done.stdout == EXPECTED.read_bytes()
 
 
+def test_spilled_ids_give_the_same_report_duplicates_and_conflicts_included() -> None:
+    # the example holds a duplicate and a conflict: both are told apart from disk
+    done = cli("replay", EXAMPLE, "--format", "json", "--spill-ids")
+    assert done.stdout == EXPECTED.read_bytes()
+    report = json.loads(done.stdout)
+    assert report["stats"]["duplicates"] == 1
+    assert any("applied before with different content" in r["error"] for r in report["rejected"])
+
+
 def test_the_example_replays_the_same_when_sorted() -> None:
     # the example is already in time order: --sort changes nothing
     assert cli("replay", EXAMPLE, "--format", "json", "--sort").stdout == EXPECTED.read_bytes()

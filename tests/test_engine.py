@@ -518,3 +518,34 @@ def test_subscribers_get_timer_outcomes() -> None:
     unsubscribe()
     engine.advance_to(at(days=60))
     assert len(seen) == 2
+
+
+def test_stale_timers_are_compacted_and_the_live_ones_still_fire(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every resubmission re-arms the 14-day timer and leaves the old heap entry stale.
+    The heap is rebuilt once stale entries pass ``COMPACT_AFTER`` and half the heap, so
+    it stays within twice the live timers however long the log, and the rebuild loses
+    no live timer: each deemed approval fires at its latest submission + 14 days."""
+    monkeypatch.setattr(Runtime, "COMPACT_AFTER", 4)
+    engine = Engine()
+    runtime = engine.runtime
+    engine.apply(_project(deadline=at(days=60)))
+    orders = [f"order/O-{n}" for n in range(6)]
+    for n, subject in enumerate(orders):
+        engine.apply(_order(f"a{n}", subject, at(minutes=n)))
+    largest = 0
+    for round_ in range(12):
+        for n, subject in enumerate(orders):
+            base = dict(hours=round_ * 2 + 1, minutes=n)
+            engine.apply(ev(f"s{round_}-{n}", at(**base), "order.submitted" if round_ == 0
+                            else "order.resubmitted", subject))
+            if round_ < 11:
+                engine.apply(ev(f"r{round_}-{n}", at(**base, seconds=30), "order.rejected", subject))
+            largest = max(largest, len(runtime._timers))
+    live = sum(len(e.timers) for e in runtime.entities.values())
+    assert live == len(orders)  # one deemed-approval timer each
+    assert largest <= 2 * (live + len(orders)) + Runtime.COMPACT_AFTER  # ~100 without compaction
+    fired = engine.advance_to(at(days=15))
+    assert sorted((o.steps[0].subject, o.cause, o.time) for o in fired) == sorted(
+        (subject, f"s11-{n}", parse_instant(at(hours=23, minutes=n, days=14)))
+        for n, subject in enumerate(orders))

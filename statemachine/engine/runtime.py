@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -232,7 +232,15 @@ class Runtime:
     puts a store around it.
     """
 
-    def __init__(self, domain: Domain, *, clock: datetime | None = None) -> None:
+    #: Stale timer entries tolerated before the heap may be rebuilt (see ``_compact``).
+    COMPACT_AFTER = 1024
+
+    def __init__(self, domain: Domain, *, clock: datetime | None = None,
+                 applied: MutableMapping[str, bytes] | None = None) -> None:
+        """``applied`` is the index of applied event ids (id -> content digest) kept for
+        idempotency: a plain dict by default, or a
+        :class:`~statemachine.engine.applied.SpilledIds` whose memory stays flat on a
+        long replay."""
         self.domain = domain
         self.compiled: dict[str, CompiledLifecycle] = {
             lc.name: compile_lifecycle(lc) for lc in domain.lifecycles
@@ -240,7 +248,7 @@ class Runtime:
         self.entities: dict[str, Entity] = {}
         self.children: dict[str, list[str]] = {}
         self.clock: datetime | None = clock
-        self.applied: dict[str, bytes] = {}
+        self.applied: MutableMapping[str, bytes] = {} if applied is None else applied
         self._timers: list[tuple[datetime, str, str]] = []
         self._stale = 0  # heap entries known to be stale (see _compact)
         self._subscribers: list[Subscriber] = []
@@ -348,18 +356,20 @@ class Runtime:
         heap is O(n)); they are skipped when popped. On a long log (many resubmissions,
         each restarting a 14-day timer) they would pile up, and memory would grow with
         the log instead of with the live entities. Rebuilding costs O(n) and happens
-        once stale entries are three quarters of the heap (the heap stays within 4x the
-        live timers), so it is O(1) amortised per timer.
+        once stale entries are half the heap (the heap stays within twice the live
+        timers), so it is O(1) amortised per timer.
         """
         entities = self.entities
         live = []
+        kept = set()  # an entity that re-enters a state re-arms an equal timer: keep one
         for entry in self._timers:
             due, subject, name = entry
             entity = entities.get(subject)
-            if entity is not None:
+            if entity is not None and entry not in kept:
                 for armed in entity.timers:
                     if armed.name == name and armed.due == due:
                         live.append(entry)
+                        kept.add(entry)
                         break
         heapq.heapify(live)
         self._timers[:] = live
@@ -585,7 +595,7 @@ class Runtime:
             if entity.timers and (old is None or old.timers is not entity.timers):
                 for armed in entity.timers:
                     heapq.heappush(timers, (armed.due, subject, armed.name))
-        if self._stale > 4096 and self._stale * 4 > len(timers) * 3:
+        if self._stale > self.COMPACT_AFTER and self._stale * 2 > len(timers):
             self._compact()
         if uow.new_children:
             for parent, subjects in uow.new_children.items():

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from ..engine.applied import SpilledIds
 from ..engine.declaration import Domain
 from ..engine.errors import EventRejected
 from ..engine.runtime import Outcome, Runtime
@@ -30,20 +31,38 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 
 class Replayer:
-    """Feed lines one by one, then :meth:`finish` for the report."""
+    """Feed lines one by one, then :meth:`finish` for the report.
 
-    def __init__(self, domain: Domain | None = None) -> None:
+    ``spill_ids`` keeps the applied event ids (needed to tell duplicates and conflicts)
+    in a temporary file with bloom filters in front (:class:`SpilledIds`) instead of a
+    dict: memory then grows with the live entities only, not with the log's length.
+    :meth:`close` (or ``with``) releases that file.
+    """
+
+    def __init__(self, domain: Domain | None = None, *, spill_ids: bool = False) -> None:
         if domain is None:
             from ..lifecycles import DOMAIN
 
             domain = DOMAIN
-        self.runtime = Runtime(domain)
+        self._ids = SpilledIds() if spill_ids else None
+        self.runtime = Runtime(domain, applied=self._ids)
         self.lines = 0
         self.applied = 0
         self.duplicates = 0
         self.ledger: list[LedgerLine] = []
         self.rejected: list[Rejection] = []
         self.runtime.subscribe(self._book)
+
+    def close(self) -> None:
+        """Release the spilled id index, if any; the report stays valid."""
+        if self._ids is not None:
+            self._ids.close()
+
+    def __enter__(self) -> Replayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _book(self, outcome: Outcome) -> None:
         append = self.ledger.append
@@ -107,18 +126,21 @@ def sort_lines(lines: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
 
 
 def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = False,
-           domain: Domain | None = None,
+           domain: Domain | None = None, spill_ids: bool = False,
            progress: Callable[[Replayer], None] | None = None) -> Report:
-    """Replay a JSON Lines log from a binary stream and return the report."""
-    replayer = Replayer(domain)
-    lines: Iterable[tuple[int, bytes]] = read_lines(stream)
-    if sort:
-        lines = sort_lines(lines)
-    for number, raw in lines:
-        replayer.feed(number, raw)
-        if progress is not None and replayer.lines % 16384 == 0:
-            progress(replayer)
-    return replayer.finish(as_of)
+    """Replay a JSON Lines log from a binary stream and return the report.
+
+    ``spill_ids``: see :class:`Replayer`; the report is the same either way.
+    """
+    with Replayer(domain, spill_ids=spill_ids) as replayer:
+        lines: Iterable[tuple[int, bytes]] = read_lines(stream)
+        if sort:
+            lines = sort_lines(lines)
+        for number, raw in lines:
+            replayer.feed(number, raw)
+            if progress is not None and replayer.lines % 16384 == 0:
+                progress(replayer)
+        return replayer.finish(as_of)
 
 
 def replay_path(path: str | Path, **options: object) -> Report:
