@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Replay a generated log with our engine.")
     parser.add_argument("log")
     parser.add_argument("--dump", help="also write every final state and the totals here")
+    parser.add_argument("--spill-ids", action="store_true",
+                        help="keep the applied ids on disk (Replayer(spill_ids=True))")
     args = parser.parse_args(argv)
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
@@ -51,12 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     from statemachine.replay import replay_path
 
     started = time.perf_counter()
-    report = replay_path(args.log)
+    report = replay_path(args.log, spill_ids=args.spill_ids)
     seconds = time.perf_counter() - started
     states, totals = outcome(report)
     if args.dump:
         dump(args.dump, states, totals)
-    print(json.dumps(summary("ours-api", report.lines, seconds, states, totals,
+    variant = "ours-spill" if args.spill_ids else "ours-api"
+    print(json.dumps(summary(variant, report.lines, seconds, states, totals,
                              rejected=len(report.rejected))))
     if report.rejected:
         for rejection in report.rejected[:10]:

@@ -51,6 +51,7 @@ from results import compare, describe  # noqa: E402
 SLOW = {"transitions-per-entity", "transitions-add-model", "python-statemachine"}
 LABELS = {
     "ours-api": "ours: library API (replay_path)",
+    "ours-spill": "ours: library API, ids spilled to disk (spill_ids=True)",
     "ours-cli": "ours: CLI, whole process (--format json)",
     "transitions-per-entity": "transitions, one Machine per entity",
     "transitions-add-model": "transitions, one Machine + add_model per entity",
@@ -133,6 +134,8 @@ def command(job: Job, log: Path, dump: Path | None = None) -> list[str]:
     extra = ["--dump", str(dump)] if dump else []
     if job.variant == "ours-api":
         return [job.python, str(HERE / "ours.py"), str(log), *extra]
+    if job.variant == "ours-spill":
+        return [job.python, str(HERE / "ours.py"), str(log), "--spill-ids", *extra]
     if job.variant == "ours-cli":
         return [job.python, "-m", "statemachine", "replay", str(log), "--format", "json"]
     return [job.python, str(HERE / "peers.py"), job.variant, str(log), *extra]
@@ -146,7 +149,7 @@ def run_once(job: Job, log: Path) -> Run:
         _, _, text = measure([sys.executable, str(HERE / "results.py"), str(report_path),
                               "--seconds", str(wall)], peer=True)
         return Run(wall, rss, json.loads(text))
-    wall, rss, text = measure(command(job, log), peer=job.variant not in ("ours-api",))
+    wall, rss, text = measure(command(job, log), peer=not job.variant.startswith("ours"))
     return Run(wall, rss, json.loads(text.strip().splitlines()[-1]))
 
 
@@ -328,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(jobs, reference))
 
     checks = targets(jobs, reference, base)
-    if args.stretch and args.stretch > 1 and "ours-api" in wanted:
-        checks += stretch_checks(args, reference[base.name], here, peer_python, failures)
+    if args.stretch and args.stretch > 1:
+        checks += stretch_checks(args, jobs, base, here, peer_python, failures)
     print()
     print("Issue 5 targets (figures, not assertions):")
     for line in checks:
@@ -374,51 +377,61 @@ def targets(jobs: list[Job], reference: dict[str, Job], base: Path) -> list[str]
         ratio = rate(ours) / rate(table_job)
         lines.append(check(">= 0.5x the dict table", ratio >= 0.5,
                            f"{ratio:.2f}x ({rate(ours):,.0f} vs {rate(table_job):,.0f} events/s)"))
-    bpe = per_entity(ours)
-    if bpe is not None:
-        lines.append(check("<= 1 KB per live entity", bpe <= 1024,
-                           f"{bpe:,.0f} bytes ({peak_kb(ours) / 1024:,.0f} MB peak, "
-                           f"{ours.baseline_kb / 1024:,.0f} MB empty-log baseline, "
-                           f"{ours.runs[0].result['entities']:,} entities)"))
+    for job in (ours, by.get(("ours-spill", base.name))):
+        bpe = None if job is None else per_entity(job)
+        if job is not None and bpe is not None:
+            lines.append(check(f"<= 1 KB per live entity ({job.variant})", bpe <= 1024,
+                               f"{bpe:,.0f} bytes ({peak_kb(job) / 1024:,.0f} MB peak, "
+                               f"{job.baseline_kb / 1024:,.0f} MB empty-log baseline, "
+                               f"{job.runs[0].result['entities']:,} entities)"))
     return lines
 
 
-def stretch_checks(args: argparse.Namespace, ours: Job, here: str, peer_python: str | None,
-                   failures: list[str]) -> list[str]:
+def stretch_checks(args: argparse.Namespace, jobs: list[Job], base: Path, here: str,
+                   peer_python: str | None, failures: list[str]) -> list[str]:
+    """Our engine (both id indexes that were benchmarked) on a log ``--stretch`` times
+    longer over the very same entities: is peak memory flat, is time linear?"""
     longer = log_for(args.orders, args.seed, args.stretch)
-    job = Job("ours-api", longer, here, args.stretch_repeat)
-    for round_ in range(job.repeat):
-        run = run_once(job, longer)
-        job.runs.append(run)
-        print(f"  longer log, round {round_ + 1}: ours-api {run.wall:8.2f} s "
-              f"{run.maxrss_kb / 1024:8.0f} MB", file=sys.stderr)
-    floor = Job("dict-table", longer, peer_python or here, 1)
-    floor.runs.append(run_once(floor, longer))  # the longer log's outcome, checked once
-    if problems := compare(job.runs[0].result, floor.runs[0].result):
-        failures.append(f"dict-table disagrees with our engine on {longer.name}: " + "; ".join(problems))
-    if job.runs[0].result.get("rejected"):
-        failures.append(f"our engine rejected {job.runs[0].result['rejected']} lines of {longer.name}")
-    same = job.runs[0].result["entities"] == ours.runs[0].result["entities"]
-    if not same:
-        failures.append(f"{longer.name} does not hold the same entities as {ours.log.name}")
-    events = job.runs[0].result["events"] / ours.runs[0].result["events"]
-    growth = peak_kb(job) / peak_kb(ours)
-    wall_base = _median([r.wall for r in ours.runs])
-    wall_long = _median([r.wall for r in job.runs])
-    loops = (_median([r.result["seconds"] for r in job.runs])
-             / _median([r.result["seconds"] for r in ours.runs]))
-    long_events, entities = job.runs[0].result["events"], job.runs[0].result["entities"]
-    return [
-        f"      longer log: {longer.name}, {long_events:,} events ({events:.1f}x), the same "
-        f"{entities:,} entities; {long_events / wall_long:,.0f} events/s, peak {peak_kb(job) / 1024:,.0f} MB",
-        check("memory flat over a longer log (within 10 %)", growth <= 1.10,
-              f"peak RSS {peak_kb(ours) / 1024:,.0f} MB -> {peak_kb(job) / 1024:,.0f} MB ({growth:.2f}x)"),
-        check(f"{events:.1f}x longer log takes <= {1.1 * events:.1f}x the time",
-              wall_long / wall_base <= 1.1 * events,
-              f"{wall_long / wall_base:.2f}x whole process ({wall_base:.1f} s -> {wall_long:.1f} s); "
-              f"replay loop {loops:.2f}x"),
-    ]
-
+    lines: list[str] = []
+    checked = False
+    for ours in [j for j in jobs if j.log == base and j.variant in ("ours-spill", "ours-api")]:
+        job = Job(ours.variant, longer, here, args.stretch_repeat)
+        for round_ in range(job.repeat):
+            run = run_once(job, longer)
+            job.runs.append(run)
+            print(f"  longer log, round {round_ + 1}: {job.variant} {run.wall:8.2f} s "
+                  f"{run.maxrss_kb / 1024:8.0f} MB", file=sys.stderr)
+        if not checked:  # the longer log's outcome, checked once against the floor
+            floor = Job("dict-table", longer, peer_python or here, 1)
+            floor.runs.append(run_once(floor, longer))
+            if problems := compare(job.runs[0].result, floor.runs[0].result):
+                failures.append(f"dict-table disagrees with our engine on {longer.name}: "
+                                + "; ".join(problems))
+            checked = True
+        if job.runs[0].result.get("rejected"):
+            failures.append(f"our engine rejected {job.runs[0].result['rejected']} lines of {longer.name}")
+        if job.runs[0].result["entities"] != ours.runs[0].result["entities"]:
+            failures.append(f"{longer.name} does not hold the same entities as {ours.log.name}")
+        events = job.runs[0].result["events"] / ours.runs[0].result["events"]
+        growth = peak_kb(job) / peak_kb(ours)
+        wall_base = _median([r.wall for r in ours.runs])
+        wall_long = _median([r.wall for r in job.runs])
+        loops = (_median([r.result["seconds"] for r in job.runs])
+                 / _median([r.result["seconds"] for r in ours.runs]))
+        long_events, entities = job.runs[0].result["events"], job.runs[0].result["entities"]
+        lines += [
+            f"      {job.variant} on the longer log: {longer.name}, {long_events:,} events "
+            f"({events:.1f}x), the same {entities:,} entities; {long_events / wall_long:,.0f} "
+            f"events/s, peak {peak_kb(job) / 1024:,.0f} MB",
+            check(f"memory flat over a longer log, within 10 % ({job.variant})", growth <= 1.10,
+                  f"peak RSS {peak_kb(ours) / 1024:,.0f} MB -> {peak_kb(job) / 1024:,.0f} MB "
+                  f"({growth:.2f}x)"),
+            check(f"{events:.1f}x longer log takes <= {1.1 * events:.1f}x the time ({job.variant})",
+                  wall_long / wall_base <= 1.1 * events,
+                  f"{wall_long / wall_base:.2f}x whole process ({wall_base:.1f} s -> {wall_long:.1f} s); "
+                  f"replay loop {loops:.2f}x"),
+        ]
+    return lines
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -361,15 +361,18 @@ class Runtime:
         """
         entities = self.entities
         live = []
-        kept = set()  # an entity that re-enters a state re-arms an equal timer: keep one
+        # An entity that re-enters a state re-arms an equal timer: keep one entry per
+        # armed timer (by identity: cheaper to hash than the entry's datetime).
+        kept: set[int] = set()
         for entry in self._timers:
             due, subject, name = entry
             entity = entities.get(subject)
-            if entity is not None and entry not in kept:
+            if entity is not None:
                 for armed in entity.timers:
                     if armed.name == name and armed.due == due:
-                        live.append(entry)
-                        kept.add(entry)
+                        if id(armed) not in kept:
+                            kept.add(id(armed))
+                            live.append(entry)
                         break
         heapq.heapify(live)
         self._timers[:] = live
