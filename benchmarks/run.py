@@ -1,17 +1,18 @@
 """The benchmark of issue 5, in one command: ``python benchmarks/run.py --orders 100000``.
 
-It generates a seeded log (``generate.py``), replays it with our engine (library API and
-the CLI as a whole process) and with the peers (``peers.py``), each as a process of its
-own, repeated, in interleaved rounds so that a busy machine slows every variant alike;
-and prints one table: events per second (whole-process medians), the ratio to our
-engine, peak RSS and bytes per live entity. Every variant must reach the same final
-states and money totals as our engine, or the benchmark fails (exit 1). Then it replays
-a log about ``--stretch`` times longer over the same entities with our engine, and
-prints issue 5's targets as PASS/FAIL lines: figures, not assertions.
+It generates a seeded log (``generate.py``), replays it with our engine (library API,
+library API with ``spill_ids=True``, and the CLI as a whole process) and with the peers
+(``peers.py``), each as a process of its own, repeated, in interleaved rounds so that a
+busy machine slows every variant alike; and prints one table: events per second
+(whole-process medians), the ratio to our engine, peak RSS and bytes per live entity.
+Every variant must reach the same final states and money totals as our engine, or the
+benchmark fails (exit 1). Then it replays a log about ``--stretch`` times longer over the
+same entities with our engine (both id indexes), and prints issue 5's targets as
+PASS/FAIL lines: figures, not assertions.
 
 At 100,000 orders (234,129 events) the defaults take about 15 minutes on 2 cores: the
-per-entity peers need 2-4 minutes a run (so ``--slow-repeat`` is 1), the 10x longer log
-2.5 minutes. ``--orders 10000`` takes about 2 minutes.
+per-entity peers need 2-3 minutes a run (so ``--slow-repeat`` is 1), the 10x longer log
+1.5-2 minutes per id index. ``--orders 10000`` takes about 2 minutes.
 
 The peers run in ``benchmarks/.venv-peers`` (created here on first use, pinned to the
 ``transitions`` and ``orjson`` versions of this interpreter): ``python-statemachine``
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stretch", type=float, default=10.0,
                         help="the longer log (same entities) for the memory and linearity checks; 0: skip")
     parser.add_argument("--stretch-repeat", type=int, default=1,
-                        help="runs on the longer log (2.5 minutes each at 100,000 orders)")
+                        help="runs on the longer log (1.5-2 minutes each at 100,000 orders)")
     parser.add_argument("--variants", default=",".join(LABELS),
                         help="comma-separated subset of: " + ", ".join(LABELS))
     args = parser.parse_args(argv)
