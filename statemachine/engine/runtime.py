@@ -598,7 +598,7 @@ class Runtime:
             if entity.timers and (old is None or old.timers is not entity.timers):
                 for armed in entity.timers:
                     heapq.heappush(timers, (armed.due, subject, armed.name))
-        if self._stale > self.COMPACT_AFTER and self._stale * 2 > len(timers):
+        if self._stale > self.COMPACT_AFTER and self._stale * 3 > len(timers) * 2:
             self._compact()
         if uow.new_children:
             for parent, subjects in uow.new_children.items():
