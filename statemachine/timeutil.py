@@ -32,8 +32,11 @@ def parse_instant(value: object) -> datetime:
 
 
 def format_instant(moment: datetime) -> str:
-    """The canonical text of an instant: UTC with ``Z``; microseconds only when non-zero."""
-    moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The canonical text of an instant: UTC with ``Z``; microseconds only when non-zero.
+
+    Through ``isoformat`` (C, four-digit years always), not ``strftime``: a report writes
+    one per ledger line, and ``strftime`` costs ten times as much.
+    """
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat()[:-6] + "Z"  # "+00:00" -> "Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -20,6 +21,7 @@ from statemachine.money import (
     quantum,
     validate_amount,
 )
+from statemachine.timeutil import format_instant, parse_instant
 
 D = Decimal
 
@@ -176,3 +178,23 @@ def test_split_fee_refuses_a_percentage_outside_0_to_100(percent: int) -> None:
 def test_string_amounts_are_plain_decimals_only(text: str) -> None:
     with pytest.raises(MoneyError, match="is not a decimal amount"):
         parse_decimal(text)
+
+
+@pytest.mark.parametrize(("text", "canonical"), [
+    ("2026-03-01T10:00:00Z", "2026-03-01T10:00:00Z"),
+    ("2026-03-01T12:30:00+02:30", "2026-03-01T10:00:00Z"),  # any offset is written as UTC
+    ("2026-03-01T10:00:00.5Z", "2026-03-01T10:00:00.500000Z"),  # microseconds when non-zero
+    ("2026-03-01T10:00:00.000000Z", "2026-03-01T10:00:00Z"),
+    ("0999-12-31T23:00:00-01:00", "1000-01-01T00:00:00Z"),
+    ("0099-01-01T00:00:00Z", "0099-01-01T00:00:00Z"),  # four-digit years, as RFC 3339 says
+])
+def test_instants_are_written_in_one_canonical_form(text: str, canonical: str) -> None:
+    assert format_instant(parse_instant(text)) == canonical
+    assert parse_instant(canonical) == parse_instant(text)
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9998, 12, 30),
+                    timezones=st.timezones()))
+@settings(max_examples=200)
+def test_a_written_instant_reads_back_as_the_same_instant(moment: datetime) -> None:
+    assert parse_instant(format_instant(moment)) == moment
