@@ -350,14 +350,14 @@ class Runtime:
         return None
 
     def _compact(self) -> None:
-        """Drop stale heap entries once they outnumber the live ones.
+        """Drop stale heap entries once they are two thirds of the heap.
 
         A re-armed or disarmed timer leaves its old entry in the heap (deleting from a
         heap is O(n)); they are skipped when popped. On a long log (many resubmissions,
         each restarting a 14-day timer) they would pile up, and memory would grow with
         the log instead of with the live entities. Rebuilding costs O(n) and happens
-        once stale entries are half the heap (the heap stays within twice the live
-        timers), so it is O(1) amortised per timer.
+        once stale entries are two thirds of the heap (the heap stays within three
+        times the live timers), so it is O(1) amortised per timer.
         """
         entities = self.entities
         live = []
