@@ -275,8 +275,8 @@ def _crashing_writer(db: str, conn) -> None:
     for n, event in enumerate(crash_stream()):
         engine.apply(event)
         conn.send(event["id"])  # acknowledged: the commit has returned
-        if n % 7 == 6:
-            engine.drain(lambda item: None, limit=5)
+        if n % 7 == 6:  # delivers fewer effects than the stream makes: some always pending
+            engine.drain(lambda item: None, limit=2)
 
 
 def test_sigkill_mid_stream_loses_no_acknowledged_event_and_half_applies_none(tmp_path):
