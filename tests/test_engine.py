@@ -549,3 +549,19 @@ def test_stale_timers_are_compacted_and_the_live_ones_still_fire(
     assert sorted((o.steps[0].subject, o.cause, o.time) for o in fired) == sorted(
         (subject, f"s11-{n}", parse_instant(at(hours=23, minutes=n, days=14)))
         for n, subject in enumerate(orders))
+
+
+def test_an_entity_keeps_one_subject_string_however_many_events_name_it() -> None:
+    """Memory: each event parses its own copy of the subject; the record must keep the
+    one the entities dict is keyed by, not the latest copy (one string per entity)."""
+    engine = Engine()
+    engine.apply(_project())
+    engine.apply(_order("a", "order/O-1", at(minutes=1)))
+    engine.apply(to_event(_order("b", "".join(["order/", "O-2"]), at(minutes=2))))
+    for n, kind in enumerate(("order.submitted", "order.rejected", "order.resubmitted")):
+        engine.apply(ev(f"e{n}", at(hours=n + 1), kind, "".join(["order/", "O-1"])))
+    runtime = engine.runtime
+    for key, entity in runtime.entities.items():
+        assert entity.subject is key
+    assert all(subject is runtime.entities[subject].subject
+               for _, subject, _ in runtime._timers if subject in runtime.entities)

@@ -566,7 +566,10 @@ class Runtime:
             if timers == entity.timers:
                 timers = entity.timers  # unchanged: the commit need not re-arm
         version = entity.version + 1
-        uow.changed[subject] = Entity(subject, entity.lifecycle, dest, data, version, timers)  # type: ignore[arg-type]
+        # The record keeps the subject string it was created with (the entities dict's own
+        # key), not this event's equal copy: one string per entity, not two.
+        uow.changed[subject] = Entity(entity.subject, entity.lifecycle, dest, data, version,  # type: ignore[arg-type]
+                                      timers)
         if create is not None and (link := compiled.declaration.parent) is not None:
             uow.new_children.setdefault(f"{link.kind}/{data[link.field]}", []).append(subject)  # type: ignore[index]
         uow.steps.append(Step(subject, entity.lifecycle, trigger, source, dest, version,
@@ -597,7 +600,7 @@ class Runtime:
                 self._stale += len(old.timers)  # approximately: an unchanged one stays live
             if entity.timers and (old is None or old.timers is not entity.timers):
                 for armed in entity.timers:
-                    heapq.heappush(timers, (armed.due, subject, armed.name))
+                    heapq.heappush(timers, (armed.due, entity.subject, armed.name))
         if self._stale > self.COMPACT_AFTER and self._stale * 3 > len(timers) * 2:
             self._compact()
         if uow.new_children:
