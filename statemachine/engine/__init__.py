@@ -1,5 +1,6 @@
 """The ground floor: declaration types, compiler and runtime. Knows nothing of orders."""
 
+from .applied import SpilledIds
 from .compiler import CompiledLifecycle, CompiledTransition, compile_lifecycle
 from .declaration import (
     INITIAL,
@@ -54,6 +55,7 @@ __all__ = [
     "Parent",
     "Runtime",
     "Send",
+    "SpilledIds",
     "State",
     "Step",
     "Timer",
