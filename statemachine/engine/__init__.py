@@ -26,6 +26,7 @@ from .errors import (
     TransitionRefused,
     UnknownEntity,
 )
+from .record import Record, record_type
 from .runtime import ArmedTimer, Context, Decision, Entity, Event, Outcome, Runtime, Step
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "OutOfOrder",
     "Outcome",
     "Parent",
+    "Record",
     "Runtime",
     "Send",
     "SpilledIds",
@@ -63,4 +65,5 @@ __all__ = [
     "TransitionRefused",
     "UnknownEntity",
     "compile_lifecycle",
+    "record_type",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -26,6 +27,7 @@ from transitions import Machine
 
 from .declaration import INITIAL, Action, Guard, Input, Lifecycle, Timer, Transition
 from .errors import DeclarationError
+from .record import Record, check_fields, record_type
 
 __all__ = ["CompiledLifecycle", "CompiledTransition", "compile_lifecycle"]
 
@@ -50,6 +52,22 @@ class CompiledLifecycle:
     table: Mapping[tuple[str, str], tuple[CompiledTransition, ...]]
     timers_by_state: Mapping[str, tuple[Timer, ...]]
     inputs: Mapping[str, Input]
+    #: The record class of the declared data (``None``: the lifecycle keeps dicts).
+    record: type[Record] | None = attrs.field(default=None, eq=False, repr=False)
+    #: The data a new entity starts with (shared: data is never mutated).
+    empty_data: Mapping[str, Any] = attrs.field(init=False, eq=False, repr=False)
+    #: ``evolve(data, changes)``: new data with ``changes`` assigned.
+    evolve: Callable[[Any, Mapping[str, Any]], Mapping[str, Any]] = attrs.field(
+        init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        record = self.record
+        object.__setattr__(self, "empty_data", _NO_DATA if record is None else record.empty)
+        object.__setattr__(self, "evolve", _merge if record is None else record.evolve)
+
+    def coerce(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``data`` (a store's dict, say) in this lifecycle's representation."""
+        return data if self.record is None else self.record.of(data)
 
     @property
     def name(self) -> str:
@@ -67,8 +85,19 @@ class CompiledLifecycle:
         )
 
 
+_NO_DATA: Mapping[str, Any] = MappingProxyType({})
+
+
+def _merge(data: Mapping[str, Any], changes: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {**data, **changes}
+
+
 def _check(lc: Lifecycle) -> None:
     where = f"lifecycle {lc.name!r}"
+    try:
+        check_fields(lc.name, lc.data)
+    except ValueError as exc:
+        raise DeclarationError(str(exc)) from None
     names = [s.name for s in lc.states]
     if len(set(names)) != len(names):
         raise DeclarationError(f"{where}: duplicate state names")
@@ -191,4 +220,5 @@ def compile_lifecycle(lc: Lifecycle) -> CompiledLifecycle:
         table=table,
         timers_by_state=timers_by_state,
         inputs={i.type: i for i in lc.inputs},
+        record=record_type(lc.name, lc.data) if lc.data else None,
     )

@@ -171,6 +171,10 @@ class Lifecycle:
 
     ``kind`` is the subject prefix (``order`` in ``order/O-1``); ``variant`` tells apart
     lifecycles of one kind chosen at creation (``creator``/``partner`` projects).
+
+    ``data`` names the fields the actions may assign. Declared, the entities' data is a
+    compact read-only record (:mod:`.record`: 176 bytes less per entity than a dict)
+    and assigning any other name is an error; left empty, data is a plain dict.
     """
 
     name: str
@@ -185,6 +189,7 @@ class Lifecycle:
     parent: Parent | None = None
     variant: str | None = None
     description: str = ""
+    data: tuple[str, ...] = ()
 
     def state(self, name: str) -> State:
         for state in self.states:

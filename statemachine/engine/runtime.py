@@ -518,7 +518,7 @@ class Runtime:
         if create is not None:
             if entity is not None:
                 raise EntityExists(subject, entity.state)
-            entity = Entity(subject, create, INITIAL, {}, 0)
+            entity = Entity(subject, create, INITIAL, self.compiled[create].empty_data, 0)
         elif entity is None:
             raise UnknownEntity(subject)
         source = entity.state
@@ -536,23 +536,23 @@ class Runtime:
                     break
         if chosen is None:
             chosen = self._choose(ctx, candidates)
-        data: dict[str, Any] | None = None  # a copy of the entity's data, once assigned to
+        data: Mapping[str, Any] | None = None  # new data, once assigned to
         effects: list[Effect] = []
         for action in chosen.actions:
             for item in action.run(ctx):
                 if isinstance(item, Effect):
                     effects.append(item)
                 elif isinstance(item, Assign):
-                    if data is None:
-                        data = {**entity.data, **item.changes}
-                    else:
-                        data.update(item.changes)
+                    try:
+                        data = compiled.evolve(entity.data if data is None else data, item.changes)
+                    except TypeError as exc:  # a name the lifecycle's data does not declare
+                        raise TypeError(f"action {action.name}: {exc}") from None
                 elif isinstance(item, Send):
                     uow.queue.append(item)
                 else:
                     raise TypeError(f"action {action.name} returned {item!r}")
         if data is None:
-            data = entity.data  # type: ignore[assignment]  # shared: records never mutate it
+            data = entity.data  # shared: records never mutate it
         dest = chosen.dest
         timers: tuple[ArmedTimer, ...] = ()
         specs = compiled.timers_by_state.get(dest)
@@ -645,8 +645,12 @@ class Runtime:
             old = self.entities.get(entity.subject)
             if old is not None and old.version >= entity.version:
                 continue
+            compiled = self.compiled[entity.lifecycle]
+            data = compiled.coerce(entity.data)  # a store keeps dicts; the lifecycle, records
+            if data is not entity.data:
+                entity = attrs.evolve(entity, data=data)
             self.entities[entity.subject] = entity
-            link = self.compiled[entity.lifecycle].declaration.parent
+            link = compiled.declaration.parent
             if old is None and link is not None:
                 parent = f"{link.kind}/{entity.data[link.field]}"
                 self.children.setdefault(parent, []).append(entity.subject)

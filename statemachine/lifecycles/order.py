@@ -153,6 +153,8 @@ ORDER = Lifecycle(
     title="Order",
     description="One piece of content inside a project, from agreement to settlement.",
     parent=Parent(kind="project", field="project"),
+    data=("project", "fee", "currency", "review", "deadline", "agreed_event", "submitted_at",
+          "submitted_event"),
     states=(
         State("agreed", "The fee is agreed; nothing delivered yet."),
         State("in_progress", "A creator accepted the invitation: an open order.", group="open"),

@@ -165,6 +165,9 @@ INPUTS = (
 REVIEW_INPUT = Input("project.cancellation_reviewed", "review_cancellation",
                      (Field("approved", f.boolean),))
 
+#: What the actions assign, in the order they first do (``Lifecycle.data``).
+DATA = ("kind", "currency", "deadline", "created_event", "requested_by", "reason", "stages")
+
 _ACTIVE = State("active", "The collaboration runs; orders are agreed and delivered.")
 _PENDING = State("cancellation_pending", "Waiting for the other party to accept or decline.",
                  group="cancellation")
@@ -187,6 +190,7 @@ PROJECT_CREATOR = Lifecycle(
     states=(_ACTIVE, _PENDING, _CANCELLED, _COMPLETED),
     guards=GUARDS,
     actions=ACTIONS,
+    data=DATA,
     transitions=(
         _CREATE,
         Transition("request_cancellation", ("active",), "cancellation_pending",
@@ -218,6 +222,7 @@ PROJECT_PARTNER = Lifecycle(
     ),
     guards=GUARDS + PARTNER_GUARDS,
     actions=ACTIONS,
+    data=DATA,
     transitions=(
         _CREATE,
         Transition("request_cancellation", ("active",), "cancellation_review",

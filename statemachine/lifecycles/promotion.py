@@ -95,6 +95,7 @@ PROMOTION = Lifecycle(
     kind="promotion",
     title="Promotion",
     description="A paid boost of one video: budget held, spend charged, rest released.",
+    data=("budget", "currency", "spent", "end", "created_event"),
     states=(
         State("in_review", "The platform reviews the promotion; the budget is held."),
         State("running", "Delivering; spend accumulates up to the budget."),
