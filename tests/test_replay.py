@@ -491,3 +491,23 @@ def test_a_line_nested_too_deeply_is_rejected_not_a_crash(tmp_path) -> None:
     report = replay_path(log)
     assert [(r.line, r.id) for r in report.rejected] == [(1, None)]
     assert "nested too deeply" in report.rejected[0].error
+
+
+# -- resources -----------------------------------------------------------------------------
+def test_a_closed_replayer_frees_its_runtime_without_the_cyclic_collector() -> None:
+    import gc
+    import weakref
+
+    from statemachine.replay import Replayer
+
+    gc.disable()
+    try:
+        replayer = Replayer()
+        replayer.feed(1, json.dumps(project()).encode())
+        runtime = weakref.ref(replayer.runtime)
+        replayer.close()
+        replayer.close()  # twice is fine
+        del replayer
+        assert runtime() is None  # subscribed, the runtime would wait for a gc pass
+    finally:
+        gc.enable()

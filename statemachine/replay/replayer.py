@@ -51,10 +51,18 @@ class Replayer:
         self.duplicates = 0
         self.ledger: list[LedgerLine] = []
         self.rejected: list[Rejection] = []
-        self.runtime.subscribe(self._book)
+        self._unsubscribe: Callable[[], None] | None = self.runtime.subscribe(self._book)
 
     def close(self) -> None:
-        """Release the spilled id index, if any; the report stays valid."""
+        """Release the spilled id index, if any, and stop booking; the report stays valid.
+
+        The runtime's subscription to :meth:`_book` is a reference cycle (runtime ->
+        replayer -> runtime): ended here, the whole runtime is freed as soon as the
+        last reference goes, not at the cyclic collector's next full pass.
+        """
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._ids is not None:
             self._ids.close()
 
