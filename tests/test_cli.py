@@ -201,3 +201,14 @@ def test_as_of_before_the_clock_says_so_and_verbose_works_after_the_subcommand()
     assert result.returncode == 1
     assert "note: --as-of 2026-03-01T00:00:00Z is before the last event" in result.stderr
     assert "transition" in result.stderr  # -v after the subcommand logs every transition
+
+
+def test_replay_turns_the_cyclic_collector_back_on_whatever_happens(tmp_path: Path) -> None:
+    import gc
+
+    from statemachine.cli import main
+
+    assert main(["replay", str(write(tmp_path, PROJECT, ORDER, REFUSED))]) == 1
+    assert gc.isenabled()
+    assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2
+    assert gc.isenabled()
