@@ -204,11 +204,11 @@ def test_as_of_before_the_clock_says_so_and_verbose_works_after_the_subcommand()
 
 
 def test_replay_turns_the_cyclic_collector_back_on_whatever_happens(tmp_path: Path) -> None:
-    import gc
-
-    from statemachine.cli import main
-
-    assert main(["replay", str(write(tmp_path, PROJECT, ORDER, REFUSED))]) == 1
-    assert gc.isenabled()
-    assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2
-    assert gc.isenabled()
+    # In a child process: main() configures structlog for the whole process.
+    script = ("import gc, sys; from statemachine.cli import main; "
+              "codes = [main(['replay', arg]) for arg in sys.argv[1:]]; "
+              "print(codes, gc.isenabled(), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", script, str(write(tmp_path, PROJECT, ORDER, REFUSED)),
+                           str(tmp_path / "missing.jsonl")], cwd=ROOT, capture_output=True,
+                          timeout=120, check=False)
+    assert done.stderr.decode().splitlines()[-1] == "[1, 2] True"
