@@ -63,10 +63,12 @@ _NO_PARAMS: Mapping[str, Any] = {}
 # The records below are built on every event, so they are slotted ``attrs.define``
 # classes: ``attrs.frozen`` costs four times as much per construction (it goes through
 # ``object.__setattr__`` per field). They are immutable by contract: the runtime never
-# mutates a committed record, it builds a new one.
+# mutates a committed record, it builds a new one. Nothing refers to them weakly, so they
+# have no ``__weakref__`` slot: a live entity keeps 16 bytes less per record (pymalloc
+# rounds an 88-byte object up to 96, an 80-byte one not at all).
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, weakref_slot=False)
 class ArmedTimer:
     """A timer kept with its entity: ``trigger`` fires at ``due``; ``cause`` armed it."""
 
@@ -76,7 +78,7 @@ class ArmedTimer:
     cause: str
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, weakref_slot=False)
 class Entity:
     """A small record: never a machine of its own. Never mutated: each commit stores a
     new record with ``version`` + 1 (``data`` must be treated as read-only too)."""
@@ -93,7 +95,7 @@ class Entity:
         return self.subject.partition("/")[0]
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, weakref_slot=False)
 class Event:
     """An input event, validated: what the log and the service feed the engine.
 
@@ -109,7 +111,7 @@ class Event:
     digest: bytes = b""
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, weakref_slot=False)
 class Step:
     """One entity's committed transition within an outcome."""
 
@@ -122,7 +124,7 @@ class Step:
     effects: tuple[Effect, ...]
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, weakref_slot=False)
 class Outcome:
     """What one input event (or one timer) did, after it committed.
 

@@ -21,7 +21,7 @@ __all__ = ["LEDGER_KINDS", "LedgerLine", "Rejection", "Report", "render_text", "
 LEDGER_KINDS = ("refund", "payment_released", "hold_placed", "hold_released", "charge")
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # one per money movement, kept: no __weakref__ slot
 class LedgerLine:
     time: datetime
     kind: str
