@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import logging
 import os
 import sys
@@ -94,18 +93,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    # This process is a batch job over objects that form no reference cycles (a replay
-    # of 234,129 events leaves 26 objects to the collector), and the cyclic collector's
-    # passes over a million live objects cost a fifth of the replay: it stays off until
-    # the report is written. Embedders decide this for their own process.
-    gc.disable()
-    try:
-        return _replay_and_write(args)
-    finally:
-        gc.enable()
-
-
-def _replay_and_write(args: argparse.Namespace) -> int:
     from .replay import render_text, replay_path, to_json
     from .replay.progress import terminal_progress
 

@@ -202,13 +202,3 @@ def test_as_of_before_the_clock_says_so_and_verbose_works_after_the_subcommand()
     assert "note: --as-of 2026-03-01T00:00:00Z is before the last event" in result.stderr
     assert "transition" in result.stderr  # -v after the subcommand logs every transition
 
-
-def test_replay_turns_the_cyclic_collector_back_on_whatever_happens(tmp_path: Path) -> None:
-    # In a child process: main() configures structlog for the whole process.
-    script = ("import gc, sys; from statemachine.cli import main; "
-              "codes = [main(['replay', arg]) for arg in sys.argv[1:]]; "
-              "print(codes, gc.isenabled(), file=sys.stderr)")
-    done = subprocess.run([sys.executable, "-c", script, str(write(tmp_path, PROJECT, ORDER, REFUSED)),
-                           str(tmp_path / "missing.jsonl")], cwd=ROOT, capture_output=True,
-                          timeout=120, check=False)
-    assert done.stderr.decode().splitlines()[-1] == "[1, 2] True"

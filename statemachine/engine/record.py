@@ -1,25 +1,27 @@
-"""Declared entity data as compact records: a read-only ``Mapping`` kept in ``__slots__``.
+"""Declared entity data as compact records: a read-only ``Mapping`` in a ``msgspec.Struct``.
 
 Why: every live entity keeps its data, and a replay keeps every entity. In CPython 3.11
-a dict of six to ten keys costs 272 bytes; the same eight values in slots cost 96. A
-lifecycle that declares its data fields (``Lifecycle.data``) gets one record class,
-built once by the compiler, and its entities hold their data in instances of it. A
-lifecycle that declares none keeps plain dicts: declaring is an optimisation and a
-check (an action assigning a name nobody declared is a bug, reported as such), never a
-requirement.
+a dict of six to ten keys costs 272 bytes; the same eight values in a struct cost 80,
+and the struct is not tracked by the cyclic collector. A lifecycle that declares its
+data fields (``Lifecycle.data``) gets one record class, built once by the compiler, and
+its entities hold their data in instances of it. A lifecycle that declares none keeps
+plain dicts: declaring is an optimisation and a check (an action assigning a name
+nobody declared is a bug, reported as such), never a requirement.
 
 A record behaves as the dict it replaces, read-only: ``data["fee"]``, ``in``, ``get``,
 ``items()``, ``dict(data)``, ``==`` with a dict. Iteration gives the fields that are
 set, in declared order. A field never assigned is absent (``KeyError``), which is not
-the same as one assigned ``None``. Records are immutable by contract, like entity
-records: :meth:`Record.evolve` returns a new one.
+the same as one assigned ``None``. Records are immutable (frozen structs):
+:meth:`Record.evolve` returns a new one.
 """
 
 from __future__ import annotations
 
 import keyword
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from typing import Any, ClassVar, cast
+
+import msgspec
 
 __all__ = ["Record", "record_type"]
 
@@ -37,21 +39,38 @@ _ABSENT: Any = _Absent()
 
 #: Names a data field cannot take: they would hide the record's own methods.
 RESERVED = frozenset(name for name in dir(Mapping) if not name.startswith("_")) | {
-    "evolve", "fields", "lifecycle", "of",
+    "evolve", "fields", "lifecycle", "of", "empty",
 }
 
+_replace = msgspec.structs.replace
 
-class Record(Mapping[str, Any]):
-    """The base of every record class; :func:`record_type` builds the concrete ones."""
 
-    __slots__ = ()
+class Record(msgspec.Struct, frozen=True, gc=False):
+    """The base of every record class; :func:`record_type` builds the concrete ones.
+
+    A ``msgspec.Struct``: its fields live in the object itself, it is built in C, and
+    (``gc=False``) the cyclic collector never tracks it, as for the entity records that
+    hold it. A ``Mapping`` by registration (a struct cannot also derive from the ABC).
+    """
+
     #: The declared field names, in order.
     fields: ClassVar[tuple[str, ...]] = ()
     #: The name of the lifecycle whose data this is (for error messages).
     lifecycle: ClassVar[str] = ""
+    #: The record with no field set: where every entity starts.
+    empty: ClassVar[Record]
 
-    # Generated per class (they close over the field names): __getitem__, get,
-    # __contains__, evolve. The methods below work for any record.
+    # Generated per class (they close over the field names): __getitem__, get and
+    # __contains__. The methods below work for any record.
+
+    def __getitem__(self, key: str) -> Any:  # pragma: no cover - generated
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:  # pragma: no cover - generated
+        return default
+
+    def __contains__(self, key: object) -> bool:  # pragma: no cover - generated
+        return False
 
     def __iter__(self) -> Iterator[str]:
         for name in self.fields:
@@ -61,30 +80,47 @@ class Record(Mapping[str, Any]):
     def __len__(self) -> int:
         return sum(1 for name in self.fields if getattr(self, name) is not _ABSENT)
 
+    def keys(self) -> KeysView[str]:
+        return KeysView(self)  # type: ignore[arg-type]
+
+    def items(self) -> ItemsView[str, Any]:
+        return ItemsView(self)  # type: ignore[arg-type]
+
+    def values(self) -> ValuesView[Any]:
+        return ValuesView(self)  # type: ignore[arg-type]
+
     def __eq__(self, other: object) -> bool:
         if type(other) is type(self):
-            return all(getattr(self, name) == getattr(other, name) for name in self.fields)
-        return Mapping.__eq__(self, other)
+            return msgspec.structs.astuple(self) == msgspec.structs.astuple(other)  # type: ignore[arg-type]
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # a mapping: equal to a dict, unhashable
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict(self.items())!r})"
 
-    def evolve(self, changes: Mapping[str, Any]) -> Record:  # pragma: no cover - generated
+    def evolve(self, changes: Mapping[str, Any]) -> Record:
         """A new record: this one with ``changes`` applied. ``TypeError`` for a name the
         lifecycle did not declare."""
-        raise NotImplementedError
+        try:
+            return _replace(self, **changes)
+        except TypeError:
+            for key in changes:
+                if key not in self.fields:
+                    raise _undeclared(type(self), key) from None
+            raise
 
     @classmethod
-    def of(cls, data: Mapping[str, Any]) -> Record:
+    def of(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
         """A record holding ``data`` (a record of this class is returned as it is)."""
         if type(data) is cls:
-            return data  # type: ignore[return-value]
-        return cls.empty.evolve(data)
+            return data
+        return cls.empty.evolve(data)  # type: ignore[return-value]  # a Mapping by registration
 
-    #: The record with no field set: where every entity starts.
-    empty: ClassVar[Record]
+
+Mapping.register(Record)
 
 
 def _undeclared(cls: type[Record], key: object) -> TypeError:
@@ -107,21 +143,17 @@ def check_fields(lifecycle: str, fields: tuple[str, ...]) -> None:
 
 
 def record_type(lifecycle: str, fields: tuple[str, ...]) -> type[Record]:
-    """The record class of ``lifecycle``'s data: one slot per declared field.
+    """The record class of ``lifecycle``'s data: one struct field per declared name.
 
-    The accessors are generated for these names (as ``attrs`` and ``dataclasses`` do):
-    reading a field is one set membership test and one slot read, and ``evolve`` copies
-    the slots without a loop. A read costs about 90 ns against a dict's 25 ns; a live
-    entity keeps 176 bytes less.
+    The readers are generated for these names (as ``attrs`` and ``dataclasses`` do): a
+    read is one set membership test and one field read, about 90 ns against a dict's
+    25 ns. A live order keeps 80 bytes instead of a dict's 272.
     """
     check_fields(lifecycle, fields)
     title = "".join(part.title() for part in lifecycle.replace("-", "_").split("_"))
-    qualname = f"{title}Data"
-    namespace: dict[str, Any] = {
-        "_names": frozenset(fields), "_new": object.__new__, "_setattr": setattr,
-        "_getattr": getattr, "_ABSENT": _ABSENT, "_undeclared": _undeclared,
-    }
-    copy = "".join(f"    new.{name} = self.{name}\n" for name in fields)
+    name = f"{title}Data"
+    namespace: dict[str, Any] = {"_names": frozenset(fields), "_getattr": getattr,
+                                 "_ABSENT": _ABSENT}
     source = (
         "def __getitem__(self, key):\n"
         "    if key in _names:\n"
@@ -137,27 +169,14 @@ def record_type(lifecycle: str, fields: tuple[str, ...]) -> type[Record]:
         "    return default\n"
         "def __contains__(self, key):\n"
         "    return key in _names and _getattr(self, key) is not _ABSENT\n"
-        "def evolve(self, changes):\n"
-        "    new = _new(_cls)\n"
-        f"{copy}"
-        "    for key, value in changes.items():\n"
-        "        if key not in _names:\n"
-        "            raise _undeclared(_cls, key)\n"
-        "        _setattr(new, key, value)\n"
-        "    return new\n"
     )
-    exec(compile(source, f"<record {qualname}>", "exec"), namespace)
-    methods = {name: namespace[name] for name in ("__getitem__", "get", "__contains__", "evolve")}
-    for name, function in methods.items():
-        function.__qualname__ = f"{qualname}.{name}"
-    methods["evolve"].__doc__ = Record.evolve.__doc__
-    cls: type[Record] = type(qualname, (Record,), {
-        "__slots__": fields, "__module__": __name__, "fields": fields,
-        "lifecycle": lifecycle, **methods,
-    })
-    namespace["_cls"] = cls
-    empty = object.__new__(cls)
-    for name in fields:
-        setattr(empty, name, _ABSENT)
-    cls.empty = empty
+    exec(compile(source, f"<record {name}>", "exec"), namespace)
+    methods = {method: namespace[method] for method in ("__getitem__", "get", "__contains__")}
+    for method, function in methods.items():
+        function.__qualname__ = f"{name}.{method}"
+    cls = cast(type[Record], msgspec.defstruct(
+        name, [(field, Any, _ABSENT) for field in fields], bases=(Record,),
+        namespace={**methods, "fields": fields, "lifecycle": lifecycle},
+        module=__name__, frozen=True, gc=False))
+    cls.empty = cls()
     return cls

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+import msgspec
 import structlog
 
 from ..timeutil import format_instant
@@ -60,16 +61,15 @@ _is_configured = structlog.is_configured
 _NO_PARAMS: Mapping[str, Any] = {}
 
 
-# The records below are built on every event, so they are slotted ``attrs.define``
-# classes: ``attrs.frozen`` costs four times as much per construction (it goes through
-# ``object.__setattr__`` per field). They are immutable by contract: the runtime never
-# mutates a committed record, it builds a new one. Nothing refers to them weakly, so they
-# have no ``__weakref__`` slot: a live entity keeps 16 bytes less per record (pymalloc
-# rounds an 88-byte object up to 96, an 80-byte one not at all).
+# The records below are built on every event, and a replay keeps an Entity per entity,
+# so they are ``msgspec.Struct``s rather than attrs classes: frozen (immutable for
+# real), built in C (a third of a slotted attrs class's time), and ``gc=False``: never
+# tracked by the cyclic collector. They cannot form a cycle (an entity never refers to
+# an entity), and untracked they cost 16 bytes less each and no collector pass over a
+# million live records, which was a fifth of a long replay's time.
 
 
-@attrs.define(slots=True, weakref_slot=False)
-class ArmedTimer:
+class ArmedTimer(msgspec.Struct, frozen=True, gc=False):
     """A timer kept with its entity: ``trigger`` fires at ``due``; ``cause`` armed it."""
 
     name: str
@@ -78,10 +78,9 @@ class ArmedTimer:
     cause: str
 
 
-@attrs.define(slots=True, weakref_slot=False)
-class Entity:
+class Entity(msgspec.Struct, frozen=True, gc=False):
     """A small record: never a machine of its own. Never mutated: each commit stores a
-    new record with ``version`` + 1 (``data`` must be treated as read-only too)."""
+    new record with ``version`` + 1 (``data`` is a read-only mapping)."""
 
     subject: str
     lifecycle: str
@@ -95,8 +94,7 @@ class Entity:
         return self.subject.partition("/")[0]
 
 
-@attrs.define(slots=True, weakref_slot=False)
-class Event:
+class Event(msgspec.Struct, frozen=True, gc=False):
     """An input event, validated: what the log and the service feed the engine.
 
     ``digest`` identifies its content for idempotency: the same id with the same
@@ -107,12 +105,11 @@ class Event:
     time: datetime
     type: str
     subject: str
-    data: Mapping[str, Any] = attrs.field(factory=dict)
+    data: Mapping[str, Any] = msgspec.field(default_factory=dict)
     digest: bytes = b""
 
 
-@attrs.define(slots=True, weakref_slot=False)
-class Step:
+class Step(msgspec.Struct, frozen=True, gc=False):
     """One entity's committed transition within an outcome."""
 
     subject: str
@@ -124,8 +121,7 @@ class Step:
     effects: tuple[Effect, ...]
 
 
-@attrs.define(slots=True, weakref_slot=False)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True, gc=False):
     """What one input event (or one timer) did, after it committed.
 
     ``steps[0]`` is the entity the event named; later steps are cascades. ``effects``
@@ -650,7 +646,7 @@ class Runtime:
             compiled = self.compiled[entity.lifecycle]
             data = compiled.coerce(entity.data)  # a store keeps dicts; the lifecycle, records
             if data is not entity.data:
-                entity = attrs.evolve(entity, data=data)
+                entity = msgspec.structs.replace(entity, data=data)
             self.entities[entity.subject] = entity
             link = compiled.declaration.parent
             if old is None and link is not None:

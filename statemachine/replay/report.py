@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import msgspec
 import orjson
 
 from ..money import format_amount
@@ -21,8 +22,10 @@ __all__ = ["LEDGER_KINDS", "LedgerLine", "Rejection", "Report", "render_text", "
 LEDGER_KINDS = ("refund", "payment_released", "hold_placed", "hold_released", "charge")
 
 
-@attrs.frozen(weakref_slot=False)  # one per money movement, kept: no __weakref__ slot
-class LedgerLine:
+class LedgerLine(msgspec.Struct, frozen=True, gc=False):
+    """One money movement. A replay keeps one per movement: a C-built struct, untracked
+    by the cyclic collector (see :class:`~statemachine.engine.runtime.Entity`)."""
+
     time: datetime
     kind: str
     subject: str
