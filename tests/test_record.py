@@ -188,3 +188,16 @@ def test_what_a_replay_keeps_per_entity_is_immutable_and_outside_the_cyclic_coll
     with pytest.raises(AttributeError):
         entity.state = "agreed"  # type: ignore[misc]
     assert msgspec.structs.replace(entity, state="agreed").state == "agreed"
+
+
+def test_one_record_class_per_lifecycle_and_records_survive_pickling() -> None:
+    import pickle
+
+    from statemachine.engine import Entity
+
+    assert record_type("order", FIELDS) is OrderData  # however many runtimes compile it
+    data = OrderData.of({"fee": 5, "review": None})
+    entity = Entity("order/O", "order", "agreed", data, 1)
+    copy = pickle.loads(pickle.dumps(entity))
+    assert copy == entity and type(copy.data) is OrderData and copy.data == {"fee": 5, "review": None}
+    assert "review" in copy.data and "currency" not in copy.data

@@ -17,6 +17,7 @@ the same as one assigned ``None``. Records are immutable (frozen structs):
 
 from __future__ import annotations
 
+import functools
 import keyword
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from typing import Any, ClassVar, cast
@@ -112,6 +113,10 @@ class Record(msgspec.Struct, frozen=True, gc=False):
                     raise _undeclared(type(self), key) from None
             raise
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The class is built at run time, so pickle cannot find it by name: rebuild it.
+        return _unpickle, (self.lifecycle, self.fields, dict(self.items()))
+
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
         """A record holding ``data`` (a record of this class is returned as it is)."""
@@ -121,6 +126,10 @@ class Record(msgspec.Struct, frozen=True, gc=False):
 
 
 Mapping.register(Record)
+
+
+def _unpickle(lifecycle: str, fields: tuple[str, ...], data: dict[str, Any]) -> Mapping[str, Any]:
+    return record_type(lifecycle, fields).of(data)
 
 
 def _undeclared(cls: type[Record], key: object) -> TypeError:
@@ -142,8 +151,12 @@ def check_fields(lifecycle: str, fields: tuple[str, ...]) -> None:
         seen.add(name)
 
 
+@functools.cache
 def record_type(lifecycle: str, fields: tuple[str, ...]) -> type[Record]:
     """The record class of ``lifecycle``'s data: one struct field per declared name.
+
+    One class per lifecycle name and fields, however many runtimes compile it: their
+    records are of one type (compared field by field, unpickled to the same class).
 
     The readers are generated for these names (as ``attrs`` and ``dataclasses`` do): a
     read is one set membership test and one field read, about 90 ns against a dict's
