@@ -7,6 +7,7 @@ read the file with their own connection where the claim is about what is stored.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -242,6 +243,22 @@ def test_a_repeat_is_a_duplicate_and_a_reuse_a_conflict_after_a_restart_too(db):
     with pytest.raises(Conflict, match="applied before with different content"):
         engine.apply(project(currency="EUR"))
     assert rows(db, "SELECT COUNT(*) FROM events WHERE id = 'p1'") == [(1,)]
+
+
+def test_a_digest_stored_at_16_bytes_by_an_earlier_version_still_tells_repeats_apart(db):
+    engine = Engine(store=SQLiteStore(db))
+    engine.apply(project())
+    engine.close()
+    # Digests were the whole BLAKE2b-128 before they were cut to 15 bytes (a prefix).
+    full = hashlib.blake2b(orjson.dumps(project(), option=orjson.OPT_SORT_KEYS), digest_size=16)
+    assert full.digest()[:15] == digest(project())
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE events SET digest = ? WHERE id = 'p1'", (full.digest(),))
+    conn.close()
+    engine = Engine(store=SQLiteStore(db))
+    assert engine.apply(project()).duplicate
+    with pytest.raises(Conflict, match="applied before with different content"):
+        engine.apply(project(currency="EUR"))
 
 
 def test_an_amount_sent_as_a_json_number_is_stored_exactly_and_still_a_duplicate(store):

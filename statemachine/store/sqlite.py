@@ -25,6 +25,7 @@ import orjson
 import structlog
 
 from ..engine.runtime import Entity, Event, Outcome
+from ..envelope import DIGEST_SIZE
 from ..replay.report import LedgerLine
 from ..timeutil import format_instant, parse_instant
 from .codec import decode_entity, effect_body, encode_entity
@@ -246,7 +247,8 @@ class SQLiteStore:
                 query += " WHERE h.subject IN (SELECT subject FROM versions WHERE seq > ?)"
             rows = conn.execute(query + " ORDER BY h.created_seq", (seq,) if seq else ())
             entities = tuple(decode_entity(snapshot) for snapshot, in rows)
-            applied = {ident: bytes(digest or b"") for ident, digest in conn.execute(
+            # Cut to today's size: a row written by a version with 16-byte digests.
+            applied = {ident: bytes(digest or b"")[:DIGEST_SIZE] for ident, digest in conn.execute(
                 "SELECT id, digest FROM events WHERE kind = 'input' AND seq > ?", (seq,))}
             clock = self._meta("clock")
             generation = int(self._meta("generation") or 0)
