@@ -358,22 +358,29 @@ class Runtime:
         times the live timers), so it is O(1) amortised per timer.
         """
         entities = self.entities
-        live = []
+        heap = self._timers
         # An entity that re-enters a state re-arms an equal timer: keep one entry per
-        # armed timer (by identity: cheaper to hash than the entry's datetime).
-        kept: set[int] = set()
-        for entry in self._timers:
+        # armed timer. Filtered in place, and "kept" is a bit per timer position per
+        # subject (small ints, never allocated): the rebuild adds little to the peak
+        # memory of a replay, which it would otherwise set.
+        kept: dict[str, int] = {}
+        write = 0
+        for entry in heap:
             due, subject, name = entry
             entity = entities.get(subject)
             if entity is not None:
+                bit = 1
                 for armed in entity.timers:
                     if armed.name == name and armed.due == due:
-                        if id(armed) not in kept:
-                            kept.add(id(armed))
-                            live.append(entry)
+                        mask = kept.get(subject, 0)
+                        if not mask & bit:
+                            kept[subject] = mask | bit
+                            heap[write] = entry  # write <= the position read: safe
+                            write += 1
                         break
-        heapq.heapify(live)
-        self._timers[:] = live
+                    bit <<= 1
+        del heap[write:]
+        heapq.heapify(heap)
         self._stale = 0
 
     # -- applying -------------------------------------------------------------------
