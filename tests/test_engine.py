@@ -551,6 +551,27 @@ def test_stale_timers_are_compacted_and_the_live_ones_still_fire(
         for n, subject in enumerate(orders))
 
 
+def test_a_restored_record_with_equal_timers_still_fires_them_once() -> None:
+    """Heap entries stand for the very timer objects an entity holds: a record restored
+    from a store holds equal but new ones, which must be armed (the old entries are
+    stale now) and fire once."""
+    import msgspec
+
+    engine = Engine()
+    engine.apply(_project())
+    engine.apply(_order("a", "order/O-1", at(minutes=1)))
+    engine.apply(ev("s", at(hours=1), "order.submitted", "order/O-1"))
+    runtime = engine.runtime
+    entity = runtime.get("order/O-1")
+    assert entity is not None and [t.name for t in entity.timers] == ["deemed_approval"]
+    copy = msgspec.structs.replace(entity, version=entity.version + 1, timers=tuple(
+        msgspec.structs.replace(t) for t in entity.timers))
+    assert copy.timers == entity.timers and copy.timers[0] is not entity.timers[0]
+    runtime.restore([copy])
+    fired = engine.advance_to(at(days=30))
+    assert [(o.steps[0].subject, o.timer) for o in fired] == [("order/O-1", "deemed_approval")]
+
+
 def test_an_entity_keeps_one_subject_string_however_many_events_name_it() -> None:
     """Memory: each event parses its own copy of the subject; the record must keep the
     one the entities dict is keyed by, not the latest copy (one string per entity)."""

@@ -69,8 +69,11 @@ _NO_PARAMS: Mapping[str, Any] = {}
 # million live records, which was a fifth of a long replay's time.
 
 
-class ArmedTimer(msgspec.Struct, frozen=True, gc=False):
-    """A timer kept with its entity: ``trigger`` fires at ``due``; ``cause`` armed it."""
+class ArmedTimer(msgspec.Struct, frozen=True, gc=False, order=True):
+    """A timer kept with its entity: ``trigger`` fires at ``due``; ``cause`` armed it.
+
+    Ordered (by name first), so the timer heap orders ``(due, subject, armed)`` entries
+    by due time, subject and timer name without holding the name twice."""
 
     name: str
     trigger: str
@@ -247,7 +250,10 @@ class Runtime:
         self.children: dict[str, list[str]] = {}
         self.clock: datetime | None = clock
         self.applied: MutableMapping[str, bytes] = {} if applied is None else applied
-        self._timers: list[tuple[datetime, str, str]] = []
+        # (due, subject, armed timer) entries. An entry is live while the entity holds
+        # that very ArmedTimer object; re-arming makes a new one, so an old entry (even
+        # an equal one) is stale and is skipped when popped, or dropped by _compact.
+        self._timers: list[tuple[datetime, str, ArmedTimer]] = []
         self._stale = 0  # heap entries known to be stale (see _compact)
         self._subscribers: list[Subscriber] = []
         # event type -> (kind, input, variant -> lifecycle name, creates?)
@@ -278,8 +284,8 @@ class Runtime:
     def next_due(self) -> datetime | None:
         """The due time of the earliest armed timer, if any (stale entries skipped)."""
         while self._timers:
-            due, subject, name = self._timers[0]
-            if self._armed(subject, name, due) is not None:
+            due, subject, armed = self._timers[0]
+            if self._live(subject, armed):
                 return due
             heapq.heappop(self._timers)
             self._stale -= 1
@@ -314,9 +320,8 @@ class Runtime:
         fired: list[Outcome] = []
         timers = self._timers
         while timers and timers[0][0] <= moment:
-            due, subject, name = heapq.heappop(timers)
-            armed = self._armed(subject, name, due)
-            if armed is None:
+            due, subject, armed = heapq.heappop(timers)
+            if not self._live(subject, armed):
                 self._stale -= 1
                 continue  # stale: the entity left the state or re-armed the timer
             if self.clock is None or due > self.clock:
@@ -331,21 +336,22 @@ class Runtime:
                 # A timer whose transition is refused (a guard changed its mind) is
                 # dropped, loudly: the entity stays as it was.
                 if structlog.is_configured():
-                    _log.warning("timer.refused", entity=subject, timer=name, reason=exc.reason)
+                    _log.warning("timer.refused", entity=subject, timer=armed.name,
+                                 reason=exc.reason)
                 continue
-            fired.append(self._commit(uow, armed.cause, when, timer=name))
+            fired.append(self._commit(uow, armed.cause, when, timer=armed.name))
         if self.clock is None or moment > self.clock:
             self.clock = moment
         return fired
 
-    def _armed(self, subject: str, name: str, due: datetime) -> ArmedTimer | None:
-        """The entity's timer that a heap entry stands for, or ``None`` when stale."""
+    def _live(self, subject: str, armed: ArmedTimer) -> bool:
+        """Does the entity still hold this very timer? (Else its heap entry is stale.)"""
         entity = self.entities.get(subject)
         if entity is not None:
-            for armed in entity.timers:
-                if armed.name == name and armed.due == due:
-                    return armed
-        return None
+            for held in entity.timers:
+                if held is armed:
+                    return True
+        return False
 
     def _compact(self) -> None:
         """Drop stale heap entries once they are two thirds of the heap.
@@ -355,30 +361,16 @@ class Runtime:
         each restarting a 14-day timer) they would pile up, and memory would grow with
         the log instead of with the live entities. Rebuilding costs O(n) and happens
         once stale entries are two thirds of the heap (the heap stays within three
-        times the live timers), so it is O(1) amortised per timer.
+        times the live timers), so it is O(1) amortised per timer. Filtered in place:
+        the rebuild adds nothing to the peak memory of a replay.
         """
-        entities = self.entities
         heap = self._timers
-        # An entity that re-enters a state re-arms an equal timer: keep one entry per
-        # armed timer. Filtered in place, and "kept" is a bit per timer position per
-        # subject (small ints, never allocated): the rebuild adds little to the peak
-        # memory of a replay, which it would otherwise set.
-        kept: dict[str, int] = {}
+        live = self._live
         write = 0
         for entry in heap:
-            due, subject, name = entry
-            entity = entities.get(subject)
-            if entity is not None:
-                bit = 1
-                for armed in entity.timers:
-                    if armed.name == name and armed.due == due:
-                        mask = kept.get(subject, 0)
-                        if not mask & bit:
-                            kept[subject] = mask | bit
-                            heap[write] = entry  # write <= the position read: safe
-                            write += 1
-                        break
-                    bit <<= 1
+            if live(entry[1], entry[2]):
+                heap[write] = entry  # write <= the position read: safe
+                write += 1
         del heap[write:]
         heapq.heapify(heap)
         self._stale = 0
@@ -602,10 +594,10 @@ class Runtime:
             old = entities.get(subject)
             entities[subject] = entity
             if old is not None and old.timers and old.timers is not entity.timers:
-                self._stale += len(old.timers)  # approximately: an unchanged one stays live
+                self._stale += len(old.timers)  # new timers are new objects: the old are stale
             if entity.timers and (old is None or old.timers is not entity.timers):
                 for armed in entity.timers:
-                    heapq.heappush(timers, (armed.due, entity.subject, armed.name))
+                    heapq.heappush(timers, (armed.due, entity.subject, armed))
         if self._stale > self.COMPACT_AFTER and self._stale * 3 > len(timers) * 2:
             self._compact()
         if uow.new_children:
@@ -659,9 +651,11 @@ class Runtime:
             if old is None and link is not None:
                 parent = f"{link.kind}/{entity.data[link.field]}"
                 self.children.setdefault(parent, []).append(entity.subject)
-            if entity.timers and (old is None or old.timers != entity.timers):
+            if old is not None and old.timers and old.timers is not entity.timers:
+                self._stale += len(old.timers)
+            if entity.timers and (old is None or old.timers is not entity.timers):
                 for armed in entity.timers:
-                    heapq.heappush(self._timers, (armed.due, entity.subject, armed.name))
+                    heapq.heappush(self._timers, (armed.due, entity.subject, armed))
         if applied:
             self.applied.update(applied)
         if clock is not None and (self.clock is None or clock > self.clock):
