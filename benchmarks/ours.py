@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
@@ -29,13 +30,13 @@ from results import dump, summary  # noqa: E402  (a sibling module, found from a
 __all__ = ["main", "outcome"]
 
 
-def outcome(report) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+def outcome(report) -> tuple[Mapping[str, str], dict[str, dict[str, str]]]:
     """Final states and money totals of a :class:`statemachine.replay.Report`."""
     from statemachine.money import format_amount
 
     totals = {cur: {kind: format_amount(amount, cur) for kind, amount in kinds.items()}
               for cur, kinds in report.totals().items()}
-    return dict(report.entities), totals
+    return report.entities, totals  # no copy: the peers build their states once too
 
 
 def main(argv: list[str] | None = None) -> int:
