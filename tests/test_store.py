@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -249,9 +250,10 @@ def test_a_digest_stored_at_16_bytes_by_an_earlier_version_still_tells_repeats_a
     engine = Engine(store=SQLiteStore(db))
     engine.apply(project())
     engine.close()
-    # Digests were the whole BLAKE2b-128 before they were cut to 15 bytes (a prefix).
+    # Digests were the whole BLAKE2b-128 before they became its first 60 bits, an int.
     full = hashlib.blake2b(orjson.dumps(project(), option=orjson.OPT_SORT_KEYS), digest_size=16)
-    assert full.digest()[:15] == digest(project())
+    assert int.from_bytes(full.digest(), "big") >> 68 == digest(project())
+    assert digest(project()) < 2**60 and sys.getsizeof(digest(project())) == 32
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE events SET digest = ? WHERE id = 'p1'", (full.digest(),))
     conn.close()

@@ -2,9 +2,9 @@
 
 Idempotency (event-log spec: a repeated id with identical content is a duplicate, the
 same id with different content a conflict) needs every applied id and its content
-digest. In a plain ``dict`` those ~175 bytes per event are the one thing in the runtime
+digest. In a plain ``dict`` those ~70 bytes per event are the one thing in the runtime
 that grows with the length of the log rather than with the live entities.
-:class:`SpilledIds` is an exact ``MutableMapping[str, bytes]`` whose memory does not grow
+:class:`SpilledIds` is an exact ``MutableMapping[str, Digest]`` whose memory does not grow
 with the number of ids, tuned for the runtime's two hot calls:
 
 * ``get(id)``, once per event and almost always a miss: a small dict of pending rows,
@@ -39,13 +39,18 @@ import tempfile
 import weakref
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from types import TracebackType
-from typing import Any, Final, NoReturn, TypeVar, overload
+from typing import Any, Final, NoReturn, TypeAlias, TypeVar, overload
 
 from rbloom import Bloom
 
-__all__ = ["SpilledIds", "applied_index"]
+__all__ = ["Digest", "SpilledIds", "applied_index"]
 
 _T = TypeVar("_T")
+
+#: A content digest as the index keeps it: the engine's are ints below 2**60
+#: (:func:`statemachine.envelope.digest`); bytes are kept as well, exactly.
+Digest: TypeAlias = int | bytes
+_INT64: Final = 2**63
 
 #: Each new filter holds twice the ids of the one before and gets a tighter false
 #: positive rate (times ``_TIGHTENING``): the rates form a geometric series, so a miss
@@ -54,7 +59,7 @@ _T = TypeVar("_T")
 _GROWTH: Final = 2
 _TIGHTENING: Final = 0.8
 
-_SCHEMA: Final = "CREATE TABLE applied(id TEXT PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID"
+_SCHEMA: Final = "CREATE TABLE applied(id TEXT PRIMARY KEY, digest NOT NULL) WITHOUT ROWID"
 _UPSERT: Final = "INSERT OR REPLACE INTO applied(id, digest) VALUES (?, ?)"
 _SELECT: Final = "SELECT digest FROM applied WHERE id = ?"
 _DELETE: Final = "DELETE FROM applied WHERE id = ?"
@@ -94,14 +99,14 @@ class _Closed:
     get = pop = __contains__ = __setitem__ = __len__ = __iter__ = items = clear = _closed
 
 
-class SpilledIds(MutableMapping[str, bytes]):
+class SpilledIds(MutableMapping[str, Digest]):
     """Event id -> content digest, exact, with rows on disk and bloom filters in memory.
 
-    Behaves like a ``dict[str, bytes]`` with the same content (``==``, ``in``, ``len``,
+    Behaves like a ``dict[str, Digest]`` with the same content (``==``, ``in``, ``len``,
     ``get``, ``items``, ``update``, ``dict(x)``, ``set(x)``), except that iteration is
     in code-point order of the ids. Keys must be ``str`` (encodable as UTF-8) and values
-    ``bytes``: anything else raises ``TypeError`` (or ``UnicodeEncodeError``) at once,
-    not at the next flush.
+    ``bytes`` or 64-bit ``int``: anything else raises ``TypeError`` (or
+    ``UnicodeEncodeError``, ``OverflowError``) at once, not at the next flush.
 
     Not thread-safe: like the runtime that owns it, one caller at a time.
 
@@ -117,7 +122,7 @@ class SpilledIds(MutableMapping[str, bytes]):
 
     def __init__(
         self,
-        items: Mapping[str, bytes] | Iterable[tuple[str, bytes]] = (),
+        items: Mapping[str, Digest] | Iterable[tuple[str, Digest]] = (),
         /,
         *,
         batch: int = 4096,
@@ -137,7 +142,7 @@ class SpilledIds(MutableMapping[str, bytes]):
         self._batch = batch
         self._capacity = capacity
         self._rate = false_positive_rate
-        self._pending: dict[str, bytes] = {}
+        self._pending: dict[str, Digest] = {}
         self._filters: list[Bloom] = []
         self._room = 0
         self._grow()
@@ -164,9 +169,9 @@ class SpilledIds(MutableMapping[str, bytes]):
 
     # -- the hot paths ------------------------------------------------------------------
     @overload
-    def get(self, key: str, /) -> bytes | None: ...
+    def get(self, key: str, /) -> Digest | None: ...
     @overload
-    def get(self, key: str, /, default: bytes | _T) -> bytes | _T: ...
+    def get(self, key: str, /, default: Digest | _T) -> Digest | _T: ...
 
     def get(self, key: str, /, default: Any = None) -> Any:
         """The digest of ``key``; a miss is almost always answered by the filters alone."""
@@ -178,12 +183,15 @@ class SpilledIds(MutableMapping[str, bytes]):
                 return self._select(key, default)
         return default
 
-    def __setitem__(self, key: str, value: bytes) -> None:
+    def __setitem__(self, key: str, value: Digest) -> None:
         """Remember ``key``; written to disk with the next batch."""
         if not isinstance(key, str):
             raise TypeError(f"an event id must be a str, not {type(key).__name__}")
-        if not isinstance(value, bytes):
-            raise TypeError(f"a digest must be bytes, not {type(value).__name__}")
+        if type(value) is int:
+            if not -_INT64 <= value < _INT64:
+                raise OverflowError(f"a digest int must fit in 64 bits, not {value}")
+        elif not isinstance(value, bytes):
+            raise TypeError(f"a digest must be bytes or an int, not {type(value).__name__}")
         if not key.isascii():
             key.encode()  # a lone surrogate fails here, not in the batch that holds it
         pending = self._pending
@@ -203,7 +211,7 @@ class SpilledIds(MutableMapping[str, bytes]):
         if len(pending) >= self._batch:
             self.flush()
 
-    def __getitem__(self, key: str) -> bytes:
+    def __getitem__(self, key: str) -> Digest:
         value = self.get(key)  # a digest is never None
         if value is None:
             raise KeyError(key)
@@ -242,17 +250,18 @@ class SpilledIds(MutableMapping[str, bytes]):
         for key, _ in self._rows():
             yield key
 
-    def items(self) -> ItemsView[str, bytes]:
+    def items(self) -> ItemsView[str, Digest]:
         return _Items(self)
 
-    def values(self) -> ValuesView[bytes]:
+    def values(self) -> ValuesView[Digest]:
         return _Values(self)
 
     def flush(self) -> None:
         """Write the pending rows, in one transaction, in key order (fewer page visits).
 
-        Each digest is bound as a ``bytearray``: Python 3.11's ``sqlite3`` binds ``bytes``
-        only after a failed look-up for an adapter, which costs more than the insert.
+        Each bytes digest is bound as a ``bytearray``: Python 3.11's ``sqlite3`` binds
+        ``bytes`` only after a failed look-up for an adapter, which costs more than the
+        insert (an int binds directly).
         With the journal off a failed write cannot be rolled back, so a failure (a full
         disk) closes the index rather than leave a table that might be damaged.
         """
@@ -262,7 +271,8 @@ class SpilledIds(MutableMapping[str, bytes]):
         conn = self._conn
         try:
             conn.execute("BEGIN")
-            conn.executemany(_UPSERT, [(key, bytearray(value)) for key, value in sorted(pending.items())])
+            conn.executemany(_UPSERT, [(key, bytearray(value) if type(value) is not int else value)
+                                       for key, value in sorted(pending.items())])
             conn.execute("COMMIT")
         except BaseException:
             self.close()
@@ -323,7 +333,7 @@ class SpilledIds(MutableMapping[str, bytes]):
             return default
         return default if row is None else row[0]
 
-    def _rows(self) -> Iterator[tuple[str, bytes]]:
+    def _rows(self) -> Iterator[tuple[str, Digest]]:
         """Every row in key order, ``batch`` rows per query. Each query starts after the last
         key seen, so no cursor stays open across a ``yield``: rows set meanwhile are seen
         if their key comes later, and no key is yielded twice."""
@@ -338,24 +348,24 @@ class SpilledIds(MutableMapping[str, bytes]):
             chunk = conn.execute(_NEXT_ROWS, (chunk[-1][0], size)).fetchall()
 
 
-class _Items(ItemsView[str, bytes]):
+class _Items(ItemsView[str, Digest]):
     """Reads the rows in bulk rather than one ``SELECT`` per key."""
 
     _mapping: SpilledIds
 
-    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+    def __iter__(self) -> Iterator[tuple[str, Digest]]:
         return self._mapping._rows()
 
 
-class _Values(ValuesView[bytes]):
+class _Values(ValuesView[Digest]):
     _mapping: SpilledIds
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[Digest]:
         for _, value in self._mapping._rows():
             yield value
 
 
-def applied_index(*, spill: bool = False) -> MutableMapping[str, bytes]:
+def applied_index(*, spill: bool = False) -> MutableMapping[str, Digest]:
     """The runtime's index of applied ids: a plain dict, fastest, or, with ``spill``, a
     :class:`SpilledIds` whose memory stays flat however long the log."""
     return SpilledIds() if spill else {}

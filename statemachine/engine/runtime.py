@@ -32,6 +32,7 @@ import msgspec
 import structlog
 
 from ..timeutil import format_instant
+from .applied import Digest
 from .compiler import CompiledLifecycle, CompiledTransition, compile_lifecycle
 from .declaration import INITIAL, Domain, Input, Lifecycle
 from .effects import Assign, Effect, Send
@@ -109,7 +110,7 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     type: str
     subject: str
     data: Mapping[str, Any] = msgspec.field(default_factory=dict)
-    digest: bytes = b""
+    digest: int = 0
 
 
 class Step(msgspec.Struct, frozen=True, gc=False):
@@ -237,7 +238,7 @@ class Runtime:
     COMPACT_AFTER = 1024
 
     def __init__(self, domain: Domain, *, clock: datetime | None = None,
-                 applied: MutableMapping[str, bytes] | None = None) -> None:
+                 applied: MutableMapping[str, Digest] | None = None) -> None:
         """``applied`` is the index of applied event ids (id -> content digest) kept for
         idempotency: a plain dict by default, or a
         :class:`~statemachine.engine.applied.SpilledIds` whose memory stays flat on a
@@ -249,7 +250,7 @@ class Runtime:
         self.entities: dict[str, Entity] = {}
         self.children: dict[str, list[str]] = {}
         self.clock: datetime | None = clock
-        self.applied: MutableMapping[str, bytes] = {} if applied is None else applied
+        self.applied: MutableMapping[str, Digest] = {} if applied is None else applied
         # (due, subject, armed timer) entries. An entry is live while the entity holds
         # that very ArmedTimer object; re-arming makes a new one, so an old entry (even
         # an equal one) is stale and is skipped when popped, or dropped by _compact.
@@ -622,7 +623,7 @@ class Runtime:
         return outcome
 
     # -- restoring (stores) ---------------------------------------------------------
-    def restore(self, entities: Iterable[Entity], *, applied: Mapping[str, bytes] | None = None,
+    def restore(self, entities: Iterable[Entity], *, applied: Mapping[str, Digest] | None = None,
                 clock: datetime | None = None, reset: bool = False) -> None:
         """Install committed records kept by a store: rehydrating on open, catching up
         with another writer, or starting over after a failed write (``reset``).

@@ -81,7 +81,7 @@ class Changes:
     (in order of creation), the ids applied, the clock, and where that leaves us."""
 
     entities: tuple[Entity, ...]
-    applied: Mapping[str, bytes]
+    applied: Mapping[str, int]  # event id -> content digest (statemachine.envelope.digest)
     clock: datetime | None
     seq: int
     generation: int

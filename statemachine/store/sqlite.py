@@ -25,7 +25,7 @@ import orjson
 import structlog
 
 from ..engine.runtime import Entity, Event, Outcome
-from ..envelope import DIGEST_SIZE
+from ..envelope import digest_of
 from ..replay.report import LedgerLine
 from ..timeutil import format_instant, parse_instant
 from .codec import decode_entity, effect_body, encode_entity
@@ -47,6 +47,14 @@ def _item(row: tuple) -> OutboxItem:
                       bool(delivered))
 
 
+
+def _digest(stored: int | bytes | None) -> int:
+    """A stored content digest as the engine compares it: an int, or the BLAKE2b-128
+    bytes an earlier version stored (the same number once converted)."""
+    if isinstance(stored, int):
+        return stored
+    return digest_of(stored) if stored else 0
+
 class Writer:
     """Appends outcomes inside one write transaction (see :meth:`SQLiteStore.writing`)."""
 
@@ -65,7 +73,7 @@ class Writer:
             if event is None or envelope is None:
                 raise ValueError("an input event's outcome needs its event and envelope")
             key = event.id
-            row: tuple[str, str, str, str, str, str, str, bytes | None]
+            row: tuple[str, str, str, str, str, str, str, int | None]
             row = ("input", key, key, event.subject, format_instant(event.time), event.type,
                    envelope, event.digest)
         else:
@@ -247,8 +255,7 @@ class SQLiteStore:
                 query += " WHERE h.subject IN (SELECT subject FROM versions WHERE seq > ?)"
             rows = conn.execute(query + " ORDER BY h.created_seq", (seq,) if seq else ())
             entities = tuple(decode_entity(snapshot) for snapshot, in rows)
-            # Cut to today's size: a row written by a version with 16-byte digests.
-            applied = {ident: bytes(digest or b"")[:DIGEST_SIZE] for ident, digest in conn.execute(
+            applied = {ident: _digest(digest) for ident, digest in conn.execute(
                 "SELECT id, digest FROM events WHERE kind = 'input' AND seq > ?", (seq,))}
             clock = self._meta("clock")
             generation = int(self._meta("generation") or 0)
