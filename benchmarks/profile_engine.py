@@ -5,7 +5,7 @@
 
 * ``profile-<log>.pstats`` and ``profile-<log>-cumtime.txt`` / ``-tottime.txt`` (top 40);
 * ``profile-<log>-categories.txt``: the self time of every function put in one bucket
-  (parse, digest, envelope, dedupe/apply, timers, guards, actions, attrs records,
+  (parse, digest, envelope, dedupe/apply, timers, guards, actions, records,
   structlog, ledger, ...), in microseconds per event, so the buckets add up to the
   whole. Guards, actions and timer functions are recognised from the declarations
   themselves, not by name;
@@ -63,7 +63,7 @@ def _declared_functions() -> dict[Key, str]:
 #: For built-ins (file ``~``) the name is matched as a substring.
 _DIGEST = "digest (orjson.dumps sorted + blake2b)"
 _TIME = "time parsing (ciso8601, astimezone)"
-_TIMERS = "timers (advance_to, heap, _armed)"
+_TIMERS = "timers (advance_to, heap, _live, _compact)"
 _PARAMS = "params (_resolve, _params, field parsers)"
 _LOOKUP = "context lookups (parent, children, get)"
 _STARTUP = "imports and start-up (not per event)"
@@ -78,7 +78,8 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("~", "ciso8601", _TIME),
     ("~", "astimezone", _TIME),
     ("runtime.py", "advance_to", _TIMERS),
-    ("runtime.py", "_armed", _TIMERS),
+    ("runtime.py", "_live", _TIMERS),
+    ("runtime.py", "_compact", _TIMERS),
     ("runtime.py", "next_due", _TIMERS),
     ("~", "_heapq", _TIMERS),
     ("runtime.py", "apply", "apply (dedupe, clock check)"),
@@ -100,6 +101,8 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("runtime.py", "_commit", "commit (_commit: store, arm, subscribers)"),
     ("engine/errors.py", None, "exceptions raised and caught (optional sends)"),
     ("<attrs generated", None, "attrs records (__init__/__eq__ of frozen classes)"),
+    ("<record ", None, "declared data (Record reads)"),
+    ("record.py", None, "declared data (Record reads)"),
     ("structlog", None, "structlog (debug call per step)"),
     ("replayer.py", "_book", "ledger (_book, LedgerLine)"),
     ("replayer.py", None, "replayer (feed, read_lines)"),
