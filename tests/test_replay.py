@@ -511,3 +511,18 @@ def test_a_closed_replayer_frees_its_runtime_without_the_cyclic_collector() -> N
         assert runtime() is None  # subscribed, the runtime would wait for a gc pass
     finally:
         gc.enable()
+
+
+def test_released_ids_end_the_replay_and_timers_still_fire() -> None:
+    from statemachine.replay import Replayer
+
+    with Replayer() as replayer:
+        replayer.feed(1, json.dumps(project()).encode())
+        replayer.feed(2, json.dumps(order("o", "order/O", at(minutes=1))).encode())
+        replayer.feed(3, json.dumps(ev("s", at(hours=1), "order.submitted", "order/O")).encode())
+        replayer.release_ids()
+        with pytest.raises(ValueError, match="the replay is finished"):
+            replayer.feed(4, json.dumps(project()).encode())  # a repeat: no longer told apart
+        report = replayer.finish(parse_instant(at(days=20)))
+    assert report.entities["order/O"] == "deemed_approved" and report.applied == 3
+    assert [(line.kind, line.cause) for line in report.ledger] == [("payment_released", "s")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from ..engine.applied import SpilledIds
 from ..engine.declaration import Domain
@@ -28,6 +28,18 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
         line = raw.strip()
         if line:
             yield number, line
+
+
+class _Released(dict[str, object]):
+    """The applied ids after :meth:`Replayer.release_ids`: any use raises."""
+
+    def _released(self, *args: object) -> NoReturn:
+        raise ValueError("the replay is finished: its applied ids were released")
+
+    get = __getitem__ = __setitem__ = __contains__ = _released  # type: ignore[assignment]
+
+
+_RELEASED = _Released()
 
 
 class Replayer:
@@ -82,6 +94,14 @@ class Replayer:
                     if amount:
                         append(LedgerLine(effect.time, kind, effect.ledger_subject() or step.subject,
                                           amount, effect.currency, effect.cause))  # type: ignore[attr-defined]
+
+    def release_ids(self) -> None:
+        """The log is over: forget the applied ids (the largest structure of a long
+        replay), so the report is built in their memory. Feeding more lines after this
+        raises: idempotency would be lost."""
+        if self._ids is not None:
+            self._ids.close()
+        self.runtime.applied = _RELEASED  # type: ignore[assignment]
 
     def feed(self, number: int, raw: bytes) -> None:
         """Apply one non-blank line; a rejection is recorded, never raised."""
@@ -148,6 +168,7 @@ def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = Fals
             replayer.feed(number, raw)
             if progress is not None and replayer.lines % 16384 == 0:
                 progress(replayer)
+        replayer.release_ids()  # no later line can repeat an id
         return replayer.finish(as_of)
 
 
