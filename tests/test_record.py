@@ -83,7 +83,7 @@ def test_a_record_is_much_smaller_than_the_dict_it_replaces() -> None:
     assert sys.getsizeof(OrderData.of(values)) * 2 < sys.getsizeof(values)
 
 
-_VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=3))
+_VALUES = st.one_of(st.none(), st.integers(), st.text(alphabet="ab€", max_size=3))  # no charmap
 _CHANGES = st.dictionaries(st.sampled_from(FIELDS), _VALUES, max_size=4)
 
 
