@@ -76,12 +76,13 @@ _BLAKE2B_128 = hashlib.blake2b(digest_size=16)
 #: 16 bytes of the whole hash take 64: half the memory per event, at odds of 2**-60
 #: (1e-18) that an event reusing an id with other content passes for a duplicate.
 DIGEST_BITS = 60
+_SHIFT = 64 - DIGEST_BITS
 
 
 def digest_of(blake2b_128: bytes) -> int:
     """The digest an earlier version stored as the BLAKE2b-128 bytes (or a prefix of at
     least 8 of them): the same number :func:`digest` gives today."""
-    return int.from_bytes(blake2b_128[:8], "big") >> (64 - DIGEST_BITS)
+    return int.from_bytes(blake2b_128[:8], "big") >> _SHIFT
 
 
 def digest(envelope: Mapping[str, Any]) -> int:
@@ -93,7 +94,7 @@ def digest(envelope: Mapping[str, Any]) -> int:
         canonical = json.dumps(envelope, sort_keys=True, default=str, separators=(",", ":")).encode()
     fingerprint = _BLAKE2B_128.copy()
     fingerprint.update(canonical)
-    return digest_of(fingerprint.digest())
+    return int.from_bytes(fingerprint.digest()[:8], "big") >> _SHIFT  # digest_of, inlined
 
 
 def _text(envelope: Mapping[str, Any], name: str) -> str:

@@ -173,7 +173,7 @@ class Lifecycle:
     lifecycles of one kind chosen at creation (``creator``/``partner`` projects).
 
     ``data`` names the fields the actions may assign. Declared, the entities' data is a
-    compact read-only record (:mod:`.record`: 176 bytes less per entity than a dict)
+    compact read-only record (:mod:`.record`: 80 bytes for an order, where a dict takes 272)
     and assigning any other name is an error; left empty, data is a plain dict.
     """
 

@@ -320,9 +320,17 @@ class Runtime:
         """Fire every timer due at or before ``moment``; the clock becomes ``moment``."""
         fired: list[Outcome] = []
         timers = self._timers
+        entities = self.entities
         while timers and timers[0][0] <= moment:
             due, subject, armed = heapq.heappop(timers)
-            if not self._live(subject, armed):
+            entity = entities.get(subject)  # _live, inlined: once per fired or stale timer
+            if entity is not None:
+                for held in entity.timers:
+                    if held is armed:
+                        break
+                else:
+                    entity = None
+            if entity is None:
                 self._stale -= 1
                 continue  # stale: the entity left the state or re-armed the timer
             if self.clock is None or due > self.clock:
@@ -366,12 +374,17 @@ class Runtime:
         the rebuild adds nothing to the peak memory of a replay.
         """
         heap = self._timers
-        live = self._live
+        entities = self.entities
         write = 0
-        for entry in heap:
-            if live(entry[1], entry[2]):
-                heap[write] = entry  # write <= the position read: safe
-                write += 1
+        for entry in heap:  # _live, inlined: this loop visits every entry
+            entity = entities.get(entry[1])
+            if entity is not None:
+                armed = entry[2]
+                for held in entity.timers:
+                    if held is armed:
+                        heap[write] = entry  # write <= the position read: safe
+                        write += 1
+                        break
         del heap[write:]
         heapq.heapify(heap)
         self._stale = 0
