@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--spill-ids", action="store_true",
                     help="keep the applied event ids in a temporary file, not in memory: for "
                          "logs of millions of events (memory then grows with the entities "
-                         "only; 10-60 %% slower)")
+                         "only; 20-40 %% slower)")
     dg = sub.add_parser("diagrams", parents=[verbose],
                         help="draw every lifecycle (default: SVG, DOT and Mermaid)",
                         description="Draw every lifecycle from the declaration the engine runs.")
