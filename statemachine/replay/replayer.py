@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
-from ..engine.applied import SpilledIds
+from ..engine.applied import Digest, SpilledIds
 from ..engine.declaration import Domain
 from ..engine.errors import EventRejected
 from ..engine.runtime import Outcome, Runtime
@@ -30,16 +30,13 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-class _Released(dict[str, object]):
+class _Released(dict[str, Digest]):
     """The applied ids after :meth:`Replayer.release_ids`: any use raises."""
 
     def _released(self, *args: object) -> NoReturn:
         raise ValueError("the replay is finished: its applied ids were released")
 
-    get = __getitem__ = __setitem__ = __contains__ = _released  # type: ignore[assignment]
-
-
-_RELEASED = _Released()
+    get = __getitem__ = __setitem__ = __contains__ = setdefault = update = _released  # type: ignore[assignment]
 
 
 class Replayer:
@@ -101,7 +98,7 @@ class Replayer:
         raises: idempotency would be lost."""
         if self._ids is not None:
             self._ids.close()
-        self.runtime.applied = _RELEASED  # type: ignore[assignment]
+        self.runtime.applied = _Released()
 
     def feed(self, number: int, raw: bytes) -> None:
         """Apply one non-blank line; a rejection is recorded, never raised."""
