@@ -94,7 +94,7 @@ def digest(envelope: Mapping[str, Any]) -> int:
         canonical = json.dumps(envelope, sort_keys=True, default=str, separators=(",", ":")).encode()
     fingerprint = _BLAKE2B_128.copy()
     fingerprint.update(canonical)
-    return int.from_bytes(fingerprint.digest()[:8], "big") >> _SHIFT  # digest_of, inlined
+    return digest_of(fingerprint.digest())
 
 
 def _text(envelope: Mapping[str, Any], name: str) -> str:

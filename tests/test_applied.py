@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statemachine.engine import applied
-from statemachine.engine.applied import SpilledIds, applied_index
+from statemachine.engine.applied import SpilledIds
 from statemachine.replay import Replayer, to_json
 from statemachine.replay.replayer import read_lines
 
@@ -345,10 +345,3 @@ def test_the_example_replays_the_same_with_the_index_spilled() -> None:
         assert to_json(spilled.finish()) == to_json(plain.finish())
         assert ids == plain.runtime.applied
         assert spilled.duplicates > 0  # the example has a duplicate: found through the index
-
-
-def test_applied_index_is_a_dict_unless_spilled() -> None:
-    assert type(applied_index()) is dict
-    spilled = applied_index(spill=True)
-    assert isinstance(spilled, SpilledIds)
-    spilled.close()  # type: ignore[attr-defined]

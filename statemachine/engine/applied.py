@@ -43,7 +43,7 @@ from typing import Any, Final, NoReturn, TypeAlias, TypeVar, overload
 
 from rbloom import Bloom
 
-__all__ = ["Digest", "SpilledIds", "applied_index"]
+__all__ = ["Digest", "SpilledIds"]
 
 _T = TypeVar("_T")
 
@@ -364,8 +364,3 @@ class _Values(ValuesView[Digest]):
         for _, value in self._mapping._rows():
             yield value
 
-
-def applied_index(*, spill: bool = False) -> MutableMapping[str, Digest]:
-    """The runtime's index of applied ids: a plain dict, fastest, or, with ``spill``, a
-    :class:`SpilledIds` whose memory stays flat however long the log."""
-    return SpilledIds() if spill else {}

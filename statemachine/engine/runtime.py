@@ -320,17 +320,10 @@ class Runtime:
         """Fire every timer due at or before ``moment``; the clock becomes ``moment``."""
         fired: list[Outcome] = []
         timers = self._timers
-        entities = self.entities
+        live = self._live
         while timers and timers[0][0] <= moment:
             due, subject, armed = heapq.heappop(timers)
-            entity = entities.get(subject)  # _live, inlined: once per fired or stale timer
-            if entity is not None:
-                for held in entity.timers:
-                    if held is armed:
-                        break
-                else:
-                    entity = None
-            if entity is None:
+            if not live(subject, armed):
                 self._stale -= 1
                 continue  # stale: the entity left the state or re-armed the timer
             if self.clock is None or due > self.clock:
@@ -374,17 +367,12 @@ class Runtime:
         the rebuild adds nothing to the peak memory of a replay.
         """
         heap = self._timers
-        entities = self.entities
+        live = self._live
         write = 0
-        for entry in heap:  # _live, inlined: this loop visits every entry
-            entity = entities.get(entry[1])
-            if entity is not None:
-                armed = entry[2]
-                for held in entity.timers:
-                    if held is armed:
-                        heap[write] = entry  # write <= the position read: safe
-                        write += 1
-                        break
+        for entry in heap:
+            if live(entry[1], entry[2]):
+                heap[write] = entry  # write <= the position read: safe
+                write += 1
         del heap[write:]
         heapq.heapify(heap)
         self._stale = 0
