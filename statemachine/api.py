@@ -25,7 +25,7 @@ from .timeutil import parse_instant
 
 if TYPE_CHECKING:
     from .replay.report import LedgerLine
-    from .store import OutboxItem, Recorded, SQLiteStore
+    from .store import LedgerPage, LedgerPosition, OutboxItem, Recorded, SQLiteStore
     from .store.durable import DurableRuntime
 
 __all__ = ["Engine"]
@@ -133,6 +133,11 @@ class Engine:
     def ledger(self, subjects: Iterable[str] | None = None) -> list[LedgerLine]:
         """The money lines committed so far (the replay report's ``ledger``)."""
         return self._store().ledger(subjects)
+
+    def ledger_page(self, *, after: LedgerPosition | None = None, limit: int = 100) -> LedgerPage:
+        """Up to ``limit`` money lines after the position ``after``: :meth:`ledger` in
+        pages, for ledgers too long to read at once, or to follow one as it grows."""
+        return self._store().ledger_page(after=after, limit=limit)
 
     def recorded(self, event_id: str) -> Recorded | None:
         """The stored outcome of an applied input event (what a repeat is told)."""

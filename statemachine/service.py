@@ -11,6 +11,7 @@ Routes::
     GET  /entities/{subject}                   state, version, data, timers, money so far
     GET  /entities/{subject}/diagram.svg       the lifecycle with the entity's path
     GET  /ledger                               every money line and the totals
+    GET  /ledger?limit=N&after=CURSOR          the same lines in pages (no totals)
     POST /clock        {"time": "…"}           let time pass: fire the timers due
     GET  /health                               row counts and the clock
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,7 @@ from .engine import (
 )
 from .envelope import MalformedEvent, loads
 from .replay.report import LedgerLine, Report
-from .store import OutboxItem, Recorded, SQLiteStore, StaleWrite
+from .store import LedgerPosition, OutboxItem, Recorded, SQLiteStore, StaleWrite
 from .store.codec import plain
 from .timeutil import format_instant, parse_instant
 
@@ -159,6 +161,40 @@ def _money(lines: list[LedgerLine]) -> dict[str, Any]:
                     rejected=())
     doc = report.to_dict()
     return {"ledger": doc["ledger"], "totals": doc["totals"]}
+
+
+#: The largest page ``GET /ledger?limit=`` serves, and the size when only ``after`` is given.
+MAX_PAGE = 1000
+_CURSOR = re.compile(r"([0-9]{1,18})-([0-9]{1,9})")
+
+
+def _cursor(position: LedgerPosition) -> str:
+    """The ``next`` of a ledger page (``<event seq>-<effect n>``): pass it as ``after``
+    for the next page, or later for the lines committed since."""
+    return f"{position[0]}-{position[1]}"
+
+
+def _page_request(limit: str | None, after: str | None) -> tuple[int, LedgerPosition | None]:
+    """``limit`` and ``after`` of ``GET /ledger``, checked: a 422 names the bad one.
+
+    Paged answers carry no totals: summing them would read the whole ledger, which is
+    what paging avoids. ``GET /ledger`` without parameters still has them."""
+    size = MAX_PAGE
+    if limit is not None:
+        if not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+            raise Problem(422, "invalid-request", "The request is not valid",
+                          f"limit must be a whole number from 1 to {MAX_PAGE}, not {limit!r}",
+                          field="limit")
+        size = int(limit)
+    position = None
+    if after is not None:
+        match = _CURSOR.fullmatch(after)
+        if match is None:
+            raise Problem(422, "invalid-request", "The request is not valid",
+                          f"after must be the next cursor of an earlier page, not {after!r}",
+                          field="after")
+        position = (int(match[1]), int(match[2]))
+    return size, position
 
 
 def _entity(engine: Engine, subject: str) -> Entity:
@@ -321,10 +357,17 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     async def get_entity(subject: str, request: Request) -> JSONResponse:
         return JSONResponse(await run_in_threadpool(_entity_view, engine_of(request), subject))
 
-    @app.get("/ledger", summary="Every money line committed so far, and the totals")
+    @app.get("/ledger", summary="Every money line committed so far, and the totals; or a page of lines")
     async def get_ledger(request: Request) -> JSONResponse:
-        lines = await run_in_threadpool(engine_of(request).ledger)
-        return JSONResponse(_money(lines))
+        query = request.query_params
+        if "limit" not in query and "after" not in query:
+            lines = await run_in_threadpool(engine_of(request).ledger)
+            return JSONResponse(_money(lines))
+        limit, after = _page_request(query.get("limit"), query.get("after"))
+        page = await run_in_threadpool(lambda: engine_of(request).ledger_page(after=after, limit=limit))
+        return JSONResponse({"ledger": _money(list(page.lines))["ledger"],
+                             "next": None if page.last is None else _cursor(page.last),
+                             "more": page.more})
 
     @app.post("/clock", summary="Let time pass: fire the timers due up to a time")
     async def post_clock(request: Request) -> JSONResponse:

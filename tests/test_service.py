@@ -257,6 +257,16 @@ def test_unknown_routes_and_methods_are_problems_too(http):
     problem(http.get("/entities/order"), 422, "invalid-subject", "subject")
 
 
+@pytest.mark.parametrize(("query", "field"), [
+    ("limit=0", "limit"), ("limit=1001", "limit"), ("limit=ten", "limit"), ("limit=-5", "limit"),
+    ("limit=", "limit"), ("limit=\u0663", "limit"), ("after=12", "after"), ("after=a-b", "after"),
+    ("limit=5&after=1-2-3", "after"),
+])
+def test_a_bad_ledger_page_request_names_the_parameter(http, query, field):
+    body = problem(http.get(f"/ledger?{query}"), 422, "invalid-request", field)
+    assert field in body["detail"]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(
     st.binary(max_size=60),
@@ -340,6 +350,16 @@ def test_the_example_log_over_http_gives_the_replay_ledger_and_survives_sigkill(
     assert answers[200] == report.applied + report.duplicates
     assert sum(n for s, n in answers.items() if s != 200) == len(report.rejected)
     assert before == {"ledger": expected["ledger"], "totals": expected["totals"]}
+    with fresh.client() as client:  # the same lines, in pages of 4 (no totals: see service.py)
+        paged, after, more = [], None, True
+        while more:
+            page = ok(client.get("/ledger", params={"limit": 4, **({"after": after} if after else {})}))
+            assert page.keys() == {"ledger", "next", "more"} and len(page["ledger"]) <= 4
+            paged += page["ledger"]
+            after, more = page["next"], page["more"]
+        assert paged == expected["ledger"]
+        assert ok(client.get("/ledger", params={"after": after})) == {
+            "ledger": [], "next": after, "more": False}
     assert fresh.stop(signal.SIGKILL) == -signal.SIGKILL
     fresh.start()
     with fresh.client() as client:

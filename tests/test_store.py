@@ -33,7 +33,7 @@ from statemachine.engine import (
 )
 from statemachine.envelope import digest, loads, to_event
 from statemachine.replay import replay_path
-from statemachine.store import MemoryStore, OutboxItem, SQLiteStore, StaleWrite, StoreError
+from statemachine.store import LedgerPage, MemoryStore, OutboxItem, SQLiteStore, StaleWrite, StoreError
 from statemachine.store.codec import decode_entity, decode_value, encode_entity, encode_value
 from statemachine.store.sqlite import Writer
 
@@ -521,6 +521,49 @@ def test_generated_histories_round_trip_through_the_store(lines, advance):
         assert {s: e.state for s, e in reopened.runtime.entities.items()} == original.entities
         assert ledger(reopened.ledger()) == ledger(original.ledger)
         reopened.close()
+
+
+@pytest.mark.parametrize("limit", [1, 2, 7, 1000])
+def test_the_ledger_in_pages_is_the_whole_ledger_in_order(limit):
+    engine = Engine(store=MemoryStore())
+    feed(engine, EXAMPLE.read_bytes().splitlines())
+    whole = engine.ledger()
+    pages, after = [], None
+    while True:
+        page = engine.ledger_page(after=after, limit=limit)
+        pages.append(page.lines)
+        after = page.last
+        if not page.more:
+            break
+        assert len(page.lines) == limit  # only the last page may be short
+    assert [line for lines in pages for line in lines] == whole
+    assert len(pages) == -(-len(whole) // limit)
+    engine.close()
+
+
+def test_following_a_growing_ledger_shows_each_new_line_once():
+    engine = Engine(store=MemoryStore())
+    assert engine.ledger_page() == LedgerPage((), None, more=False)
+    engine.apply(project())
+    engine.apply(agreed(review="auto"))
+    engine.apply(ev("s1", at(T0, hours=3), "order.submitted", "order/O1"))
+    first = engine.ledger_page(limit=10)
+    assert [(line.kind, line.subject) for line in first.lines] == [("payment_released", "order/O1")]
+    assert not first.more and first.last is not None
+    nothing_new = engine.ledger_page(after=first.last)
+    assert nothing_new == LedgerPage((), first.last, more=False)  # the same place to go on from
+    engine.apply(agreed("a2", "O2", review="auto", time=at(T0, hours=4)))
+    engine.apply(ev("s2", at(T0, hours=5), "order.submitted", "order/O2"))
+    engine.apply(agreed("a3", "O3", review="auto", time=at(T0, hours=6)))
+    engine.apply(ev("s3", at(T0, hours=7), "order.submitted", "order/O3"))
+    second = engine.ledger_page(after=first.last, limit=1)
+    assert [line.subject for line in second.lines] == ["order/O2"] and second.more
+    third = engine.ledger_page(after=second.last, limit=1)
+    assert [line.subject for line in third.lines] == ["order/O3"] and not third.more
+    assert [*first.lines, *second.lines, *third.lines] == engine.ledger()
+    with pytest.raises(ValueError, match="limit must be at least 1, not 0"):
+        engine.ledger_page(limit=0)
+    engine.close()
 
 
 # -- the in-memory store --------------------------------------------------------------

@@ -10,12 +10,14 @@ ledger. How memory and catching up work: :mod:`.durable`.
 """
 
 from .errors import StaleWrite, StoreError
-from .records import Changes, HistoryStep, OutboxItem, Recorded, RecordedStep
+from .records import Changes, HistoryStep, LedgerPage, LedgerPosition, OutboxItem, Recorded, RecordedStep
 from .sqlite import MemoryStore, SQLiteStore
 
 __all__ = [
     "Changes",
     "HistoryStep",
+    "LedgerPage",
+    "LedgerPosition",
     "MemoryStore",
     "OutboxItem",
     "Recorded",

@@ -9,8 +9,30 @@ from typing import Any
 import attrs
 
 from ..engine.runtime import Entity
+from ..replay.report import LedgerLine
 
 __all__ = ["Changes", "HistoryStep", "OutboxItem", "Recorded", "RecordedStep"]
+
+
+#: Where a ledger line stands in the outbox: ``(seq, n)``, its event's sequence number
+#: and the effect's index in that event's outcome. Lines are only ever appended, in
+#: order of position.
+LedgerPosition = tuple[int, int]
+
+
+@attrs.frozen
+class LedgerPage:
+    """Ledger lines in commit order, after a position (see ``SQLiteStore.ledger_page``).
+
+    ``last`` is where to go on from: the position of the last line, or the one asked
+    from when the page is empty. Asking again from it later shows each line committed
+    since exactly once, so a reader can follow a growing ledger. ``more`` tells whether
+    lines were left after this page when it was read.
+    """
+
+    lines: tuple[LedgerLine, ...]
+    last: LedgerPosition | None
+    more: bool
 
 
 @attrs.frozen

@@ -30,7 +30,15 @@ from ..replay.report import LedgerLine
 from ..timeutil import format_instant, parse_instant
 from .codec import decode_entity, effect_body, encode_entity
 from .errors import StaleWrite, StoreError
-from .records import Changes, HistoryStep, OutboxItem, Recorded, RecordedStep
+from .records import (
+    Changes,
+    HistoryStep,
+    LedgerPage,
+    LedgerPosition,
+    OutboxItem,
+    Recorded,
+    RecordedStep,
+)
 from .schema import DDL, SCHEMA_VERSION
 
 __all__ = ["MemoryStore", "SQLiteStore", "Writer"]
@@ -138,6 +146,19 @@ class Writer:
                          " SET value = excluded.value", (clock.isoformat(),))
         conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+
+_LEDGER = ("SELECT time, ledger_kind, ledger_subject, amount, currency, cause, seq, n FROM outbox"
+           " WHERE ledger_kind IS NOT NULL")
+
+
+def _ledger_lines(rows: Iterable[tuple]) -> Iterator[tuple[LedgerPosition, LedgerLine]]:
+    """The ledger lines of ``_LEDGER`` rows, with their positions; zero amounts are
+    skipped, as the replay report books non-zero amounts only."""
+    for time, kind, subject, amount, currency, cause, seq, n in rows:
+        value = Decimal(amount)
+        if value:
+            yield (seq, n), LedgerLine(parse_instant(time), kind, subject, value, currency, cause)
 
 
 class SQLiteStore:
@@ -294,20 +315,38 @@ class SQLiteStore:
     def ledger(self, subjects: Iterable[str] | None = None) -> list[LedgerLine]:
         """The money lines of the outbox (delivered or not), in the order they were
         committed: the replay report's ``ledger``. ``subjects`` narrows it."""
-        query = ("SELECT time, ledger_kind, ledger_subject, amount, currency, cause FROM outbox"
-                 " WHERE ledger_kind IS NOT NULL")
+        query = _LEDGER
         params: tuple = ()
         if subjects is not None:
             query += " AND ledger_subject IN (SELECT value FROM json_each(?))"
             params = (orjson.dumps(list(subjects)).decode(),)
         with self.reading():
             rows = self._conn.execute(query + " ORDER BY seq, n", params).fetchall()
-        lines = []
-        for time, kind, subject, amount, currency, cause in rows:
-            value = Decimal(amount)
-            if value:  # the report books non-zero amounts only
-                lines.append(LedgerLine(parse_instant(time), kind, subject, value, currency, cause))
-        return lines
+        return [line for _, line in _ledger_lines(rows)]
+
+    def ledger_page(self, *, after: LedgerPosition | None = None, limit: int = 100) -> LedgerPage:
+        """:meth:`ledger` in pages: up to ``limit`` lines after the position ``after``
+        (from the start when ``None``). See :class:`LedgerPage` for going on."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        query = _LEDGER
+        params: tuple = ()
+        if after is not None:
+            query += " AND (seq, n) > (?, ?)"
+            params = tuple(after)
+        lines: list[LedgerLine] = []
+        last = after
+        with self.reading():
+            cursor = self._conn.execute(query + " ORDER BY seq, n", params)
+            # Zero amounts are skipped, as in the report, so rows are read until one line
+            # more than the page is found: it tells whether more are left.
+            while rows := cursor.fetchmany(limit + 1):
+                for position, line in _ledger_lines(rows):
+                    if len(lines) == limit:
+                        return LedgerPage(tuple(lines), last, more=True)
+                    lines.append(line)
+                    last = position
+        return LedgerPage(tuple(lines), last, more=False)
 
     def stats(self) -> dict[str, int]:
         """Row counts, for operators and tests."""
