@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", help="also write every final state and the totals here")
     parser.add_argument("--spill-ids", action="store_true",
                         help="keep the applied ids on disk (Replayer(spill_ids=True))")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="replay on this many processes (replay_path(workers=N))")
     args = parser.parse_args(argv)
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
@@ -54,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     from statemachine.replay import replay_path
 
     started = time.perf_counter()
-    report = replay_path(args.log, spill_ids=args.spill_ids)
+    report = replay_path(args.log, spill_ids=args.spill_ids, workers=args.workers)
     seconds = time.perf_counter() - started
     states, totals = outcome(report)
     if args.dump:
         dump(args.dump, states, totals)
-    variant = "ours-spill" if args.spill_ids else "ours-api"
+    variant = "ours-spill" if args.spill_ids else "ours-parallel" if args.workers > 1 else "ours-api"
     print(json.dumps(summary(variant, report.lines, seconds, states, totals,
                              rejected=len(report.rejected))))
     if report.rejected:

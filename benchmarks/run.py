@@ -48,12 +48,15 @@ sys.path.insert(0, str(HERE))
 
 from results import compare, describe  # noqa: E402
 
+#: The processes of the ``ours-parallel`` variant: one per CPU.
+WORKERS = max(2, os.cpu_count() or 1)
 #: Peers that build a machine per entity: minutes per run at 100,000 orders.
 SLOW = {"transitions-per-entity", "transitions-add-model", "python-statemachine"}
 LABELS = {
     "ours-api": "ours: library API (replay_path)",
     "ours-spill": "ours: library API, ids spilled to disk (spill_ids=True)",
     "ours-cli": "ours: CLI, whole process (--format json)",
+    "ours-parallel": f"ours: library API on {WORKERS} processes (workers={WORKERS}; RSS: the largest)",
     "transitions-per-entity": "transitions, one Machine per entity",
     "transitions-add-model": "transitions, one Machine + add_model per entity",
     "python-statemachine": "python-statemachine, one instance per entity",
@@ -137,6 +140,8 @@ def command(job: Job, log: Path, dump: Path | None = None) -> list[str]:
         return [job.python, str(HERE / "ours.py"), str(log), *extra]
     if job.variant == "ours-spill":
         return [job.python, str(HERE / "ours.py"), str(log), "--spill-ids", *extra]
+    if job.variant == "ours-parallel":
+        return [job.python, str(HERE / "ours.py"), str(log), "--workers", str(WORKERS), *extra]
     if job.variant == "ours-cli":
         return [job.python, "-m", "statemachine", "replay", str(log), "--format", "json"]
     return [job.python, str(HERE / "peers.py"), job.variant, str(log), *extra]
@@ -221,8 +226,8 @@ def peak_kb(job: Job) -> int:
 
 def per_entity(job: Job) -> float | None:
     entities = job.runs[0].result["entities"]
-    if not entities or job.baseline_kb is None:
-        return None
+    if not entities or job.baseline_kb is None or job.variant == "ours-parallel":
+        return None  # its peak is one process's, holding a share of the entities
     return (peak_kb(job) - job.baseline_kb) * 1024 / entities
 
 
@@ -386,6 +391,13 @@ def targets(jobs: list[Job], reference: dict[str, Job], base: Path) -> list[str]
         ratio = rate(ours) / rate(table_job)
         lines.append(check(">= 0.5x the dict table", ratio >= 0.5,
                            f"{ratio:.2f}x ({rate(ours):,.0f} vs {rate(table_job):,.0f} events/s)"))
+    parallel = by.get(("ours-parallel", base.name))
+    for name, peer in (("the shared-Machine transitions path", shared), ("the dict table", table_job)):
+        if parallel and peer:
+            ratio = rate(parallel) / rate(peer)
+            goal = 2.5 if peer is shared else 0.5
+            lines.append(check(f">= {goal}x {name}, on {WORKERS} processes", ratio >= goal,
+                               f"{ratio:.2f}x ({rate(parallel):,.0f} vs {rate(peer):,.0f} events/s)"))
     for job in (ours, by.get(("ours-spill", base.name))):
         bpe = None if job is None else per_entity(job)
         if job is not None and bpe is not None:

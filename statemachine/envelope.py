@@ -106,11 +106,13 @@ def _text(envelope: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def to_event(envelope: Any) -> Event:
+def to_event(envelope: Any, *, fingerprint: bool = True) -> Event:
     """Validate an envelope (a parsed JSON object) and return the :class:`Event`.
 
     Raises :class:`MalformedEvent` naming the field; the data fields themselves are
-    checked later by the lifecycle that receives the event.
+    checked later by the lifecycle that receives the event. Without ``fingerprint``
+    the event's ``digest`` is left 0: for a reader that only needs its time and subject
+    (a parallel replay's worker, for the lines another worker applies).
     """
     if type(envelope) is not dict and not isinstance(envelope, Mapping):
         raise MalformedEvent("an event must be a JSON object")
@@ -134,4 +136,4 @@ def to_event(envelope: Any) -> Event:
         data = {}
     elif type(data) is not dict and not isinstance(data, Mapping):
         raise MalformedEvent("data must be an object", field="data")
-    return Event(ident, moment, kind, subject, data, digest(envelope))
+    return Event(ident, moment, kind, subject, data, digest(envelope) if fingerprint else 0)

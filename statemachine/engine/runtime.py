@@ -130,7 +130,8 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
 
     ``steps[0]`` is the entity the event named; later steps are cascades. ``effects``
     lists every step's effects in the order they were produced. ``timer`` names the
-    timer for a timer firing; ``duplicate`` is true for a skipped repeat.
+    timer for a timer firing and ``due`` its due time (``time`` is later when it fired
+    overdue); ``duplicate`` is true for a skipped repeat.
     """
 
     cause: str
@@ -138,6 +139,7 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
     steps: tuple[Step, ...] = ()
     timer: str | None = None
     duplicate: bool = False
+    due: datetime | None = None
 
     @property
     def effects(self) -> tuple[Effect, ...]:
@@ -217,7 +219,11 @@ class _UnitOfWork:
 
     def get(self, subject: str) -> Entity | None:
         entity = self.changed.get(subject)
-        return entity if entity is not None else self.runtime.entities.get(subject)
+        if entity is None:
+            entity = self.runtime.entities.get(subject)
+            if entity is None and self.runtime.fence is not None:
+                self.runtime.fence(subject)
+        return entity
 
     def children(self, parent: str) -> list[str]:
         return [*self.runtime.children.get(parent, ()), *self.new_children.get(parent, ())]
@@ -251,6 +257,10 @@ class Runtime:
         self.children: dict[str, list[str]] = {}
         self.clock: datetime | None = clock
         self.applied: MutableMapping[str, Digest] = {} if applied is None else applied
+        #: Called with every subject a step looks for and does not find (a send's
+        #: target, a guard's read), before the step goes on without it. A parallel
+        #: replay's worker raises there when the subject belongs to another worker.
+        self.fence: Callable[[str], None] | None = None
         # (due, subject, armed timer) entries. An entry is live while the entity holds
         # that very ArmedTimer object; re-arming makes a new one, so an old entry (even
         # an equal one) is stale and is skipped when popped, or dropped by _compact.
@@ -341,7 +351,7 @@ class Runtime:
                     _log.warning("timer.refused", entity=subject, timer=armed.name,
                                  reason=exc.reason)
                 continue
-            fired.append(self._commit(uow, armed.cause, when, timer=armed.name))
+            fired.append(self._commit(uow, armed.cause, when, timer=armed.name, due=due))
         if self.clock is None or moment > self.clock:
             self.clock = moment
         return fired
@@ -519,6 +529,8 @@ class Runtime:
                 raise EntityExists(subject, entity.state)
             entity = Entity(subject, create, INITIAL, self.compiled[create].empty_data, 0)
         elif entity is None:
+            if self.fence is not None:
+                self.fence(subject)
             raise UnknownEntity(subject)
         source = entity.state
         compiled = self.compiled[entity.lifecycle]
@@ -589,7 +601,7 @@ class Runtime:
             self._step(uow, send.subject, send.trigger, send.params, cause, time)
 
     def _commit(self, uow: _UnitOfWork, cause: str, time: datetime, *,
-                timer: str | None = None) -> Outcome:
+                timer: str | None = None, due: datetime | None = None) -> Outcome:
         entities = self.entities
         timers = self._timers
         for subject, entity in uow.changed.items():
@@ -605,7 +617,7 @@ class Runtime:
         if uow.new_children:
             for parent, subjects in uow.new_children.items():
                 self.children.setdefault(parent, []).extend(subjects)
-        outcome = Outcome(cause=cause, time=time, steps=tuple(uow.steps), timer=timer)
+        outcome = Outcome(cause, time, tuple(uow.steps), timer, False, due)
         # Log only once the application configured structlog: unconfigured, structlog
         # prints everything to stdout, which an embedded library must never do.
         if _is_configured():

@@ -29,13 +29,15 @@ def terminal_progress(stream: TextIO | None = None) -> Iterator[Callable[[Replay
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     started = time.perf_counter()
+    # Refreshed by the updates, not by rich's refresh thread: a parallel replay forks its
+    # workers while the bar is up, and a fork must not copy a thread holding a lock.
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(file=stream), transient=True) as bar:
+                  console=Console(file=stream), transient=True, auto_refresh=False) as bar:
         task = bar.add_task("replaying", total=None)
 
         def update(replayer: Replayer) -> None:
             rate = replayer.lines / max(time.perf_counter() - started, 1e-9)
             bar.update(task, description=(f"replaying: {replayer.lines:,} lines, {rate:,.0f}/s, "
-                                          f"{len(replayer.rejected):,} rejected"))
+                                          f"{len(replayer.rejected):,} rejected"), refresh=True)
 
         yield update

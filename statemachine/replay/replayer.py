@@ -19,7 +19,7 @@ from ..engine.runtime import Outcome, Runtime
 from ..envelope import MalformedEvent, loads, to_event
 from .report import LedgerLine, Rejection, Report
 
-__all__ = ["Replayer", "read_lines", "replay", "replay_path", "sort_lines"]
+__all__ = ["Replayer", "book", "read_lines", "replay", "replay_path", "sort_lines"]
 
 
 def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
@@ -82,15 +82,7 @@ class Replayer:
         self.close()
 
     def _book(self, outcome: Outcome) -> None:
-        append = self.ledger.append
-        for step in outcome.steps:
-            for effect in step.effects:
-                kind = effect.ledger_kind
-                if kind is not None:
-                    amount = effect.amount  # type: ignore[attr-defined]
-                    if amount:
-                        append(LedgerLine(effect.time, kind, effect.ledger_subject() or step.subject,
-                                          amount, effect.currency, effect.cause))  # type: ignore[attr-defined]
+        book(outcome, self.ledger.append)
 
     def release_ids(self) -> None:
         """The log is over: forget the applied ids (the largest structure of a long
@@ -132,6 +124,18 @@ class Replayer:
         )
 
 
+def book(outcome: Outcome, append: Callable[[LedgerLine], object]) -> None:
+    """The ledger lines of an outcome's money effects, in order (non-zero amounts only)."""
+    for step in outcome.steps:
+        for effect in step.effects:
+            kind = effect.ledger_kind
+            if kind is not None:
+                amount = effect.amount  # type: ignore[attr-defined]
+                if amount:
+                    append(LedgerLine(effect.time, kind, effect.ledger_subject() or step.subject,
+                                      amount, effect.currency, effect.cause))  # type: ignore[attr-defined]
+
+
 def sort_lines(lines: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
     """Stable sort by event time; a line without a readable time keeps the time of the
     line before it, so it is reported where it stood."""
@@ -169,7 +173,15 @@ def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = Fals
         return replayer.finish(as_of)
 
 
-def replay_path(path: str | Path, **options: object) -> Report:
-    """Replay the log at ``path``; ``OSError`` when it cannot be read at all."""
+def replay_path(path: str | Path, *, workers: int = 1, **options: object) -> Report:
+    """Replay the log at ``path``; ``OSError`` when it cannot be read at all.
+
+    ``workers`` > 1 replays it on that many processes (:mod:`.parallel`): the same
+    report, sooner on a machine with cores to spare.
+    """
+    if workers != 1:
+        from .parallel import replay_parallel
+
+        return replay_parallel(path, workers, **options)  # type: ignore[arg-type]
     with open(path, "rb") as stream:
         return replay(stream, **options)  # type: ignore[arg-type]
