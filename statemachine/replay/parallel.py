@@ -95,6 +95,11 @@ class _Families:
         # creating event type -> (parent kind, field), for the kinds that have a parent
         self.creating = {kind_type: links[kind] for kind_type, (kind, _, _, creates)
                          in runtime._inputs.items() if creates and kind in links}
+        for kind_type, (kind, inp, _, _) in runtime._inputs.items():
+            if kind_type in self.creating and not any(
+                    f.name == links[kind][1] and f.required for f in inp.fields):
+                # A child created without naming its parent would change family later.
+                raise _Fallback(f"{kind_type} does not require its parent's {links[kind][1]}")
         self.parent: dict[str, str] = {}  # child subject -> parent subject
         self._roots: dict[str, int] = {}  # family root -> its worker (a few per family)
 
