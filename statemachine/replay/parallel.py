@@ -261,11 +261,12 @@ def replay_parallel(path: str | Path, workers: int, *, as_of: datetime | None = 
     answers = _collect(pipes, counters, progress)
     if any(answer[:1] == _FALLBACK for answer in answers):  # the others were stopped
         return replay_path(path, progress=progress, **options)
-    shards = []
     for answer in answers:
         if answer[:1] != _DONE:
             raise RuntimeError(f"a replay worker failed:\n{answer[1:].decode(errors='replace')}")
-        shards.append(_decode(answer[1:]))
+    shards = []
+    while answers:  # each message is let go once decoded: the merge's peak holds none
+        shards.append(_decode(memoryview(answers.pop(0))[1:]))
     return _merge(shards)
 
 
@@ -323,20 +324,28 @@ class _Snapshot:
 
 
 def _merge(shards: list[_Shard]) -> Report:
-    """One report from the workers' shards, in the order one process makes it."""
-    ledger: list[LedgerLine] = []
-    for _, lines in heapq.merge(*(shard.outcomes for shard in shards), key=_order):
-        ledger.extend(lines)
+    """One report from the workers' shards, in the order one process makes it.
+
+    Decoding makes a string object of every string; ``share`` makes the states one
+    object each again, as in a one-process report. The ledger lines are the decoded
+    ones: rebuilt, they would all exist twice at the peak.
+    """
+    strings: dict[str, str] = {}
+    share = strings.setdefault
+    states = sorted(s for shard in shards for s in shard.states)
+    entities = {subject: share(state, state) for _, subject, state in states}
+    del states
+    ledger = [line for _, lines in heapq.merge(*(shard.outcomes for shard in shards), key=_order)
+              for line in lines]
     rejected = [Rejection(line, ident, reason) for _, line, ident, reason
                 in sorted(r for shard in shards for r in shard.rejected)]
-    states = sorted(s for shard in shards for s in shard.states)
     clocks = {shard.clock for shard in shards}
     return Report(
         as_of=max((c for c in clocks if c is not None), default=None),
         lines=shards[0].lines,
         applied=sum(shard.applied for shard in shards),
         duplicates=sum(shard.duplicates for shard in shards),
-        entities={subject: state for _, subject, state in states},
+        entities=entities,
         ledger=tuple(ledger),
         rejected=tuple(rejected),
     )
