@@ -6,9 +6,11 @@ own: what the parallel replay promises is exactly that equality.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,16 @@ def test_a_failing_worker_is_an_error_with_its_traceback(tmp_path, monkeypatch):
 def test_an_unreadable_log_is_an_os_error_as_in_one_process(tmp_path):
     with pytest.raises(FileNotFoundError):
         replay_parallel(tmp_path / "missing.jsonl", 2)
+
+
+def test_a_pipe_is_read_once_by_one_process(tmp_path, fallbacks):
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(EXAMPLE.read_bytes()))
+    writer.start()
+    report = replay_parallel(fifo, 2)
+    writer.join()
+    assert fallbacks == [fifo] and to_json(report) == to_json(replay_path(EXAMPLE))
 
 
 def test_progress_tells_lines_and_rejections_while_the_workers_run(tmp_path, monkeypatch):

@@ -100,6 +100,7 @@ class _Families:
                     f.name == links[kind][1] and f.required for f in inp.fields):
                 # A child created without naming its parent would change family later.
                 raise _Fallback(f"{kind_type} does not require its parent's {links[kind][1]}")
+        self.linked = frozenset(links)  # the kinds whose entities have a parent
         self.parent: dict[str, str] = {}  # child subject -> parent subject
         self._roots: dict[str, int] = {}  # family root -> its worker (a few per family)
 
@@ -115,14 +116,15 @@ class _Families:
 
     def owner(self, subject: str) -> int:
         root = subject
-        parent = self.parent
-        for _ in range(64):  # a family is a few levels deep; a loop in the data is not
-            up = parent.get(root)
-            if up is None:
-                break
-            root = up
-        else:
-            raise _Fallback(f"{subject}: its parents form a loop")
+        if subject[:subject.find("/")] in self.linked:  # else a root: no lookup at all
+            parent = self.parent
+            for _ in range(64):  # a family is a few levels deep; a loop in the data is not
+                up = parent.get(root)
+                if up is None:
+                    break
+                root = up
+            else:
+                raise _Fallback(f"{subject}: its parents form a loop")
         worker = self._roots.get(root)
         if worker is None:
             worker = zlib.crc32(root.encode("utf-8", "surrogatepass")) % self.workers
@@ -235,8 +237,9 @@ def replay_parallel(path: str | Path, workers: int, *, as_of: datetime | None = 
     """Replay the log at ``path`` with ``workers`` processes; the same report as
     :func:`~.replayer.replay_path`, whatever ``workers`` is (see the module's doc).
 
-    Falls back to one process for one worker, where ``fork`` is not available, and
-    whenever the log's families turn out not to be independent. The workers are forked:
+    Falls back to one process for one worker, where ``fork`` is not available, for a
+    log that is not a regular file (a pipe can be read once, every worker reads it
+    all), and whenever the log's families turn out not to be independent. The workers are forked:
     call this where no other thread runs (a command, a batch job), not from inside a
     threaded server, as with any ``fork``. ``progress`` is called about four times a
     second with an object telling ``lines`` (done by the slowest worker) and
@@ -244,8 +247,8 @@ def replay_parallel(path: str | Path, workers: int, *, as_of: datetime | None = 
     """
     path = Path(path)
     options: dict[str, Any] = {"as_of": as_of, "sort": sort, "domain": domain, "spill_ids": spill_ids}
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return replay_path(path, progress=progress, **options)
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods() or not path.is_file():
+        return replay_path(path, progress=progress, **options)  # (OSError there if unreadable)
     with open(path, "rb"):
         pass  # unreadable: OSError here, in the caller, as replay_path would raise it
     context = multiprocessing.get_context("fork")
