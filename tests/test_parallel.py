@@ -20,6 +20,7 @@ import pytest
 from helpers import T0, at, ev
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 from test_engine import FAMILY
 from test_properties import event_logs
 
@@ -98,8 +99,11 @@ def test_an_id_used_in_two_families_falls_back_to_one_process(tmp_path, fallback
     a, b = _projects_on_two_workers()
     log = write(tmp_path / "ids.jsonl", _project("x", a), _project("x", b, hours=1),
                 _project("y", b, hours=2))
-    same(log, 2)
+    with capture_logs() as logs:
+        same(log, 2)
     assert fallbacks == [log]
+    assert [(e["event"], e["reason"]) for e in logs if e["log_level"] == "warning"] == [
+        ("replay.one_process", "id 'x' is used by lines of two families")]
     assert replay_path(log).rejected[0].error.startswith("id 'x' was applied before")
 
 

@@ -31,7 +31,11 @@ process, so the report never depends on the number of workers:
 * a lookup of an entity of another family (an undeclared send or read);
 * an id that lines of two families use (one process would call the second a conflict,
   or a duplicate of the first, knowing both);
-* a child whose creating events name two different parents.
+* a child whose creating events name two different parents, or a lifecycle whose
+  creating event does not require its parent at all (such a child could change family).
+
+The fall back is logged (a structlog warning, ``replay.one_process``, with the reason):
+the report is right either way, only slower.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import structlog
 
 from ..engine.applied import SpilledIds
 from ..engine.declaration import INITIAL, Domain
@@ -55,6 +60,8 @@ from .replayer import book, read_lines, replay_path, sort_lines
 from .report import LedgerLine, Rejection, Report
 
 __all__ = ["replay_parallel"]
+
+_log = structlog.get_logger("statemachine.replay")
 
 #: Merge keys: (line index, phase, due, subject, timer name). Phase 0 holds the timers
 #: fired before the line's event, 1 the event itself, 2 timers it armed already due.
@@ -262,8 +269,11 @@ def replay_parallel(path: str | Path, workers: int, *, as_of: datetime | None = 
         send.close()
         pipes.append((process, receive))
     answers = _collect(pipes, counters, progress)
-    if any(answer[:1] == _FALLBACK for answer in answers):  # the others were stopped
-        return replay_path(path, progress=progress, **options)
+    for answer in answers:
+        if answer[:1] == _FALLBACK:  # the others were stopped
+            if structlog.is_configured():
+                _log.warning("replay.one_process", reason=answer[1:].decode(errors="replace"))
+            return replay_path(path, progress=progress, **options)
     for answer in answers:
         if answer[:1] != _DONE:
             raise RuntimeError(f"a replay worker failed:\n{answer[1:].decode(errors='replace')}")
