@@ -38,7 +38,7 @@ def _workers(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes") from None
     if count < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: the number of processes cannot be negative")
-    return count or os.cpu_count() or 1
+    return count  # 0: one per CPU (replay_parallel)
 
 
 def _instant(value: str):

@@ -149,6 +149,13 @@ def test_an_unreadable_log_is_an_os_error_as_in_one_process(tmp_path):
         replay_parallel(tmp_path / "missing.jsonl", 2)
 
 
+def test_zero_workers_means_one_per_cpu_and_fewer_is_an_error(fallbacks):
+    same(EXAMPLE, 0)
+    assert fallbacks == ([] if (os.cpu_count() or 1) > 1 else [EXAMPLE])
+    with pytest.raises(ValueError, match=r"workers must be 0 \(one per CPU\) or more, not -1"):
+        replay_path(EXAMPLE, workers=-1)
+
+
 def test_a_pipe_is_read_once_by_one_process(tmp_path, fallbacks):
     fifo = tmp_path / "log.fifo"
     os.mkfifo(fifo)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import heapq
 import multiprocessing
+import os
 import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -241,8 +242,8 @@ def _work(path: Path, me: int, workers: int, domain: Domain | None, sort: bool,
 def replay_parallel(path: str | Path, workers: int, *, as_of: datetime | None = None,
                     sort: bool = False, domain: Domain | None = None, spill_ids: bool = False,
                     progress: Callable[[Any], None] | None = None) -> Report:
-    """Replay the log at ``path`` with ``workers`` processes; the same report as
-    :func:`~.replayer.replay_path`, whatever ``workers`` is (see the module's doc).
+    """Replay the log at ``path`` with ``workers`` processes (0: one per CPU); the same
+    report as :func:`~.replayer.replay_path`, whatever ``workers`` is (see the module's doc).
 
     Falls back to one process for one worker, where ``fork`` is not available, for a
     log that is not a regular file (a pipe can be read once, every worker reads it
@@ -252,6 +253,9 @@ def replay_parallel(path: str | Path, workers: int, *, as_of: datetime | None = 
     second with an object telling ``lines`` (done by the slowest worker) and
     ``rejected`` (its length: rejected so far).
     """
+    if workers < 0:
+        raise ValueError(f"workers must be 0 (one per CPU) or more, not {workers}")
+    workers = workers or os.cpu_count() or 1
     path = Path(path)
     options: dict[str, Any] = {"as_of": as_of, "sort": sort, "domain": domain, "spill_ids": spill_ids}
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods() or not path.is_file():

@@ -176,8 +176,8 @@ def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = Fals
 def replay_path(path: str | Path, *, workers: int = 1, **options: object) -> Report:
     """Replay the log at ``path``; ``OSError`` when it cannot be read at all.
 
-    ``workers`` > 1 replays it on that many processes (:mod:`.parallel`): the same
-    report, sooner on a machine with cores to spare.
+    ``workers`` other than 1 replays it on that many processes (0: one per CPU; see
+    :mod:`.parallel`): the same report, sooner on a machine with cores to spare.
     """
     if workers != 1:
         from .parallel import replay_parallel
