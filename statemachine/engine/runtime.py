@@ -265,7 +265,12 @@ class Runtime:
         # that very ArmedTimer object; re-arming makes a new one, so an old entry (even
         # an equal one) is stale and is skipped when popped, or dropped by _compact.
         self._timers: list[tuple[datetime, str, ArmedTimer]] = []
-        self._stale = 0  # heap entries known to be stale (see _compact)
+        # Heap entries known to be stale (see _compact). An upper bound: a fired timer is
+        # counted too when its entity moves on, though its entry is already off the heap.
+        # Counting exactly was tried (session 4): compactions fell from 11 to 2 on a 100k
+        # log and took 0.1 s instead of 0.45, but the larger heap cost as much in pops and
+        # pushes (cache misses); the replay was no faster.
+        self._stale = 0
         self._subscribers: list[Subscriber] = []
         # event type -> (kind, input, variant -> lifecycle name, creates?)
         self._inputs: dict[str, tuple[str, Input, dict[str | None, str], bool]] = {}
