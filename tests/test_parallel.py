@@ -73,14 +73,23 @@ def test_a_generated_log_with_timers_cascades_and_refunds_gives_the_same_report(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(event_logs(max_events=25), st.integers(2, 4), st.booleans())
-def test_any_log_gives_the_same_report_in_parallel(lines, workers, advance):
+@given(event_logs(max_events=25), st.integers(2, 4), st.booleans(), st.booleans())
+def test_any_log_gives_the_same_report_in_parallel(lines, workers, advance, sort):
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log.jsonl"
         log.write_bytes("\n".join(lines).encode("utf-8", "surrogateescape"))
         until = replay_path(log).as_of
         as_of = until + timedelta(days=40) if advance and until is not None else None
-        same(log, workers, as_of=as_of)
+        same(log, workers, as_of=as_of, sort=sort)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_logs(max_events=25).flatmap(st.permutations), st.integers(2, 3))
+def test_a_shuffled_log_out_of_order_events_and_all_gives_the_same_report(lines, workers):
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "log.jsonl"
+        log.write_bytes("\n".join(lines).encode("utf-8", "surrogateescape"))
+        same(log, workers)
 
 
 # -- the fallbacks: whenever families are not independent ------------------------------
