@@ -11,7 +11,7 @@ import attrs
 from ..engine.runtime import Entity
 from ..replay.report import LedgerLine
 
-__all__ = ["Changes", "HistoryStep", "OutboxItem", "Recorded", "RecordedStep"]
+__all__ = ["Changes", "HistoryStep", "LedgerPage", "LedgerPosition", "OutboxItem", "Recorded", "RecordedStep"]
 
 
 #: Where a ledger line stands in the outbox: ``(seq, n)``, its event's sequence number
