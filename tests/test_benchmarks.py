@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from statemachine.lifecycles import DOMAIN
 from statemachine.replay import replay_path
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -120,3 +121,21 @@ def test_python_statemachine_peer_agrees(bench, small_log):
                           env={"PATH": "/usr/bin:/bin"})
     theirs = json.loads(done.stdout.strip().splitlines()[-1])
     assert bench["results"].compare(_ours(bench, small_log), theirs) == []
+
+
+def test_floor_records_the_rules_of_a_real_replay(bench, small_log):
+    """``benchmarks/floor.py`` times the declared functions as a replay calls them: its
+    recording domain must replay exactly as the real one, and record every kind."""
+    floor = importlib.import_module("floor")
+    recorder = floor.Recorder(DOMAIN)
+    assert replay_path(small_log, domain=recorder.domain) == replay_path(small_log)
+    kinds = {kind for kind, _, _ in recorder.calls}
+    assert kinds == {"field", "guard", "action", "timer"}
+    result = floor.floor(small_log, repeat=1)
+    assert result["events"] == len(small_log.read_bytes().splitlines())
+    assert result["rejected"] == 0
+    assert set(result["seconds"]) == {"rules", "envelope", "orjson", "engine", "dict-table",
+                                      "transitions-shared"}
+    text = "\n".join(floor._lines(result))
+    assert "floor: rules + envelope" in text
+    assert text.count("target ") == 2
