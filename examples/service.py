@@ -32,6 +32,7 @@ import structlog
 import uvicorn
 
 from statemachine import Engine
+from statemachine.loading import DomainError, load_domain
 from statemachine.service import create_app
 from statemachine.store import SQLiteStore, StoreError
 
@@ -44,13 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", required=True, help="the SQLite store (created if missing)")
     parser.add_argument("--drain-interval", type=float, default=1.0, metavar="SECONDS",
                         help="deliver the outbox (by logging) every SECONDS; 0 turns it off")
+    parser.add_argument("--domain", metavar="MODULE:ATTRIBUTE",
+                        help="the lifecycles to serve, e.g. examples.support_request:DOMAIN (default: ours)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log transitions and deliveries")
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    try:  # --domain: loaded and compiled before anything is opened
+        domain = load_domain(args.domain) if args.domain else None
+    except DomainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:  # open the store first: a bad path is one line, not a traceback from a worker
-        engine = Engine(store=SQLiteStore(Path(args.db)))
+        engine = Engine(domain, store=SQLiteStore(Path(args.db)))
     except (sqlite3.Error, OSError, StoreError) as exc:
         print(f"error: cannot open the store {args.db}: {exc}", file=sys.stderr)
         return 2

@@ -103,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument("--as-of", type=_instant, metavar="TIME",
                     help="fire the timers due up to TIME (RFC 3339) after the last event")
     de.add_argument("--sort", action="store_true", help="order the events by time first")
+    # --domain (issue 18): every face runs any declared domain, not only ours.
+    for name in ("replay", "diagrams", "diagram"):
+        sub.choices[name].add_argument(
+            "--domain", metavar="MODULE:ATTRIBUTE",
+            help="the lifecycles to run: a Domain or a Lifecycle, e.g. "
+                 "examples.support_request:DOMAIN (default: ours)")
     return parser
 
 
@@ -114,6 +120,7 @@ def _replay(args: argparse.Namespace) -> int:
         with terminal_progress() as progress:
             report = replay_path(args.log, as_of=args.as_of, sort=args.sort,
                                  spill_ids=args.spill_ids, workers=args.workers,
+                                 domain=args.domain,
                                  progress=None if args.format == "json" else progress)
     except OSError as exc:
         print(f"error: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
@@ -138,6 +145,14 @@ def _replay(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.verbose)
+    if getattr(args, "domain", None) is not None:  # --domain: loaded and compiled up front
+        from .loading import DomainError, load_domain
+
+        try:
+            args.domain = load_domain(args.domain)
+        except DomainError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.command == "replay":
         return _replay(args)
     if args.command in ("diagrams", "diagram"):

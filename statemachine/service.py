@@ -43,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .api import Engine
 from .engine import (
     Conflict,
+    Domain,
     Entity,
     EntityExists,
     EventRejected,
@@ -276,11 +277,12 @@ async def _drain_forever(engine: Engine, interval: float) -> None:
 
 
 def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | None = None,
-               drain_interval: float | None = 1.0) -> FastAPI:
+               drain_interval: float | None = 1.0, domain: Domain | None = None) -> FastAPI:
     """The service over the store at ``db`` (or over ``engine``, which the caller owns).
 
     With ``drain_interval`` the outbox is drained every so many seconds by logging each
     effect (a stand-in for a payment system); ``None`` or 0 leaves it to others.
+    ``domain``: the lifecycles an engine opened on ``db`` runs (default: ours).
     """
     if (db is None) == (engine is None):
         raise ValueError("create_app needs exactly one of db or engine")
@@ -290,7 +292,7 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
-        app.state.engine = engine or Engine(store=SQLiteStore(Path(db)))  # type: ignore[arg-type]
+        app.state.engine = engine or Engine(domain, store=SQLiteStore(Path(db)))  # type: ignore[arg-type]
         drainer = None
         if drain_interval:
             drainer = asyncio.create_task(_drain_forever(app.state.engine, drain_interval))

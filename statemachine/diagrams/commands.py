@@ -30,8 +30,9 @@ def _error(message: str) -> int:
 
 def run_diagrams(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    domain = getattr(args, "domain", None)  # None: ours
     if args.check:
-        problems = check(out)
+        problems = check(out, domain)
         for name, problem in problems:
             print(f"{out / name}: {problem}", file=sys.stderr)
         if problems:
@@ -45,7 +46,7 @@ def run_diagrams(args: argparse.Namespace) -> int:
     # when `dot` is missing for the rendered formats.
     try:
         for group in ([f for f in formats if f in TEXT_FORMATS], [f for f in formats if f in RENDER_FORMATS]):
-            for path in write(out, group):
+            for path in write(out, group, domain):
                 print(path)
     except (GraphvizMissing, RenderError) as exc:
         return _error(str(exc))
@@ -55,13 +56,14 @@ def run_diagrams(args: argparse.Namespace) -> int:
 def run_diagram(args: argparse.Namespace) -> int:
     from ..lifecycles import DOMAIN
 
+    domain = getattr(args, "domain", None) or DOMAIN
     try:
-        trace = trace_log(args.log, args.subject, as_of=args.as_of, sort=args.sort)
+        trace = trace_log(args.log, args.subject, as_of=args.as_of, sort=args.sort, domain=domain)
     except OSError as exc:
         return _error(f"cannot read {args.log}: {exc.strerror or exc}")
     except UnknownSubject as exc:
         return _error(str(exc))
-    diagram = build_diagram(DOMAIN.lifecycle(trace.lifecycle))
+    diagram = build_diagram(domain.lifecycle(trace.lifecycle))
     view = overlay(diagram, trace)
     fmt = args.format
     if fmt in TEXT_FORMATS:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import attrs
 
+from ..engine.declaration import Domain
 from ..engine.runtime import Outcome
 from ..replay.replayer import Replayer, read_lines, sort_lines
 
@@ -98,10 +99,10 @@ class _Recorder:
 
 
 def trace_lines(lines: Iterable[tuple[int, bytes]], subject: str, *, log: str = "the log",
-                as_of: datetime | None = None) -> Trace:
+                as_of: datetime | None = None, domain: Domain | None = None) -> Trace:
     """Replay numbered lines and return ``subject``'s path; :class:`UnknownSubject` if
-    the log never created it."""
-    replayer = Replayer()
+    the log never created it. ``domain``: the lifecycles to run (default: ours)."""
+    replayer = Replayer(domain)
     recorder = _Recorder(subject)
     replayer.runtime.subscribe(recorder)
     for number, raw in lines:
@@ -114,10 +115,10 @@ def trace_lines(lines: Iterable[tuple[int, bytes]], subject: str, *, log: str = 
 
 
 def trace_log(path: str | Path, subject: str, *, as_of: datetime | None = None,
-              sort: bool = False) -> Trace:
+              sort: bool = False, domain: Domain | None = None) -> Trace:
     """Replay the log at ``path`` (``OSError`` when unreadable) and trace ``subject``."""
     with open(path, "rb") as stream:
         lines: Iterable[tuple[int, bytes]] = read_lines(stream)
         if sort:
             lines = sort_lines(lines)
-        return trace_lines(lines, subject, log=str(path), as_of=as_of)
+        return trace_lines(lines, subject, log=str(path), as_of=as_of, domain=domain)

@@ -10,6 +10,13 @@ docs all read this one declaration, so it is the single source of truth.
 Everything here is a frozen ``attrs`` class. Guards and actions are plain functions
 referenced by *name* from transitions, like XState's ``guard: 'isPaid'``; a compile
 step (:mod:`statemachine.engine.compiler`) resolves and checks the names once.
+
+A transition may also name a :class:`Guard` or :class:`Action` *object* in place of its
+name (written once with :func:`guard` and :func:`action`, next to its function), a single
+source without a tuple, and a lifecycle may leave out ``kind`` (its ``name``) and
+``title``. That is sugar only: :class:`Lifecycle` normalises it on construction into
+the one canonical form (names in transitions, the objects in ``guards``/``actions``),
+so the compiler, the runtime and the diagrams never see it.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ __all__ = [
     "State",
     "Timer",
     "Transition",
+    "action",
+    "guard",
 ]
 
 #: The pseudo-state an entity is in before its creating transition: a creation is a
@@ -54,7 +63,7 @@ class State:
     description: str = ""
     final: bool = False
     group: str | None = None
-    on_enter: tuple[str, ...] = ()
+    on_enter: tuple[str, ...] = attrs.field(default=(), converter=lambda v: _refs(v, "Action"))
 
 
 @attrs.frozen
@@ -106,10 +115,10 @@ class Transition:
     """
 
     trigger: str
-    sources: tuple[str, ...]
+    sources: tuple[str, ...] = attrs.field(converter=lambda v: _sources(v))
     dest: str
-    guards: tuple[str, ...] = ()
-    actions: tuple[str, ...] = ()
+    guards: tuple[str, ...] = attrs.field(default=(), converter=lambda v: _refs(v, "Guard"))
+    actions: tuple[str, ...] = attrs.field(default=(), converter=lambda v: _refs(v, "Action"))
     internal: bool = False
     description: str = ""
 
@@ -178,10 +187,10 @@ class Lifecycle:
     """
 
     name: str
-    kind: str
-    title: str
-    states: tuple[State, ...]
-    transitions: tuple[Transition, ...]
+    kind: str = ""
+    title: str = ""
+    states: tuple[State, ...] = ()
+    transitions: tuple[Transition, ...] = ()
     guards: tuple[Guard, ...] = ()
     actions: tuple[Action, ...] = ()
     timers: tuple[Timer, ...] = ()
@@ -190,6 +199,9 @@ class Lifecycle:
     variant: str | None = None
     description: str = ""
     data: tuple[str, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        _normalise(self)
 
     def state(self, name: str) -> State:
         for state in self.states:
@@ -214,7 +226,7 @@ class Domain:
     chooses among them: ``{"project": "kind"}`` picks ``creator`` or ``partner``.
     """
 
-    lifecycles: tuple[Lifecycle, ...]
+    lifecycles: tuple[Lifecycle, ...] = attrs.field(converter=lambda v: _lifecycles(v))
     variant_field: Mapping[str, str] = attrs.field(factory=dict)
 
     def lifecycle(self, name: str) -> Lifecycle:
@@ -222,3 +234,118 @@ class Domain:
             if lifecycle.name == name:
                 return lifecycle
         raise KeyError(f"no lifecycle named {name!r}")
+
+
+# -- the sugar, and its normalisation into the canonical form -------------------------
+class _Ref(str):
+    """The name of a guard or action written as the object itself: equal to its name
+    (so it may stand wherever a name does) and carrying the object until
+    :class:`Lifecycle` moves it into its ``guards`` or ``actions``."""
+
+    item: Guard | Action
+
+    def __new__(cls, item: Guard | Action) -> _Ref:
+        ref = super().__new__(cls, item.name)
+        ref.item = item
+        return ref
+
+
+def _refs(value: Any, kind: str) -> tuple[str, ...]:
+    """Names from names, :class:`Guard`/:class:`Action` objects, or a single one of either."""
+    items = (value,) if isinstance(value, str | Guard | Action) else tuple(value)
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, Guard | Action):
+            if type(item).__name__ != kind:
+                raise TypeError(f"{item.name!r} is a {type(item).__name__}, not a {kind}")
+            out.append(_Ref(item))
+        elif isinstance(item, str):
+            out.append(item)
+        else:
+            raise TypeError(f"a {kind} is given by its name or as a {kind}, not {item!r}")
+    return tuple(out)
+
+
+def _sources(value: str | Iterable[str]) -> tuple[str, ...]:
+    """One source state as a plain string, or several."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _lifecycles(value: Lifecycle | Iterable[Lifecycle]) -> tuple[Lifecycle, ...]:
+    return (value,) if isinstance(value, Lifecycle) else tuple(value)
+
+
+def _hoist(names: tuple[str, ...], found: list[Any]) -> tuple[str, ...]:
+    """Plain names for ``names``; the objects behind references appended to ``found``
+    (once each: equal objects are one declaration)."""
+    plain: list[str] = []
+    for name in names:
+        if isinstance(name, _Ref):
+            if name.item not in found:
+                found.append(name.item)
+            name = str.__str__(name)
+        plain.append(name)
+    return tuple(plain)
+
+
+def _normalise(lc: Lifecycle) -> None:
+    """Rewrite ``lc`` in place (once, at construction) into the canonical form.
+
+    ``kind`` defaults to ``name``, ``title`` to the name in words. Guard and action
+    objects named in transitions or entry actions join ``guards``/``actions`` after the
+    declared ones, in order of first use, and are replaced by their names. Two
+    *different* objects of one name both join, so the compiler reports the duplicate.
+    """
+    setattr_ = object.__setattr__
+    if not lc.kind:
+        setattr_(lc, "kind", lc.name)
+    if not lc.title:
+        setattr_(lc, "title", lc.name.replace("_", " ").capitalize())
+    guards, actions = list(lc.guards), list(lc.actions)
+    transitions = tuple(
+        attrs.evolve(t, guards=_hoist(t.guards, guards), actions=_hoist(t.actions, actions))
+        if any(isinstance(n, _Ref) for n in (*t.guards, *t.actions)) else t
+        for t in lc.transitions
+    )
+    states = tuple(
+        attrs.evolve(s, on_enter=_hoist(s.on_enter, actions))
+        if any(isinstance(n, _Ref) for n in s.on_enter) else s
+        for s in lc.states
+    )
+    setattr_(lc, "states", tuple(states))
+    setattr_(lc, "transitions", transitions)
+    setattr_(lc, "guards", tuple(guards))
+    setattr_(lc, "actions", tuple(actions))
+    for name in ("inputs", "timers", "data"):
+        value = getattr(lc, name)
+        if not isinstance(value, tuple):
+            setattr_(lc, name, tuple(value))
+
+
+def guard(reason: str | Callable[[Context], str], *, label: str = "", field: str | None = None,
+          name: str | None = None) -> Callable[[Callable[[Context], bool]], Guard]:
+    """Declare a guard where its test is written: the function becomes a :class:`Guard`
+    named after it (a leading ``_`` dropped), to be named in transitions as an object::
+
+        @guard("the request was answered already", label="unanswered")
+        def unanswered(ctx): ...
+
+        Transition("escalate", "waiting", "escalated", guards=[unanswered])
+    """
+
+    def declare(test: Callable[[Context], bool]) -> Guard:
+        return Guard(name or test.__name__.lstrip("_"), test, reason, label, field)
+
+    return declare
+
+
+def action(run: Callable[[Context], Iterable[Any]] | None = None, *, label: str = "",
+           description: str = "", name: str | None = None) -> Any:
+    """Declare an action where its function is written (``@action`` or
+    ``@action(label="charge fee")``): the function becomes an :class:`Action` named
+    after it (a leading ``_`` dropped), to be named in transitions as an object."""
+
+    def declare(fn: Callable[[Context], Iterable[Any]]) -> Action:
+        return Action(name or fn.__name__.lstrip("_"), fn, label, description)
+
+    return declare if run is None else declare(run)
