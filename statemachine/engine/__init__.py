@@ -14,6 +14,8 @@ from .declaration import (
     State,
     Timer,
     Transition,
+    action,
+    guard,
 )
 from .effects import Assign, Effect, Send
 from .errors import (
@@ -64,6 +66,8 @@ __all__ = [
     "Transition",
     "TransitionRefused",
     "UnknownEntity",
+    "action",
     "compile_lifecycle",
+    "guard",
     "record_type",
 ]

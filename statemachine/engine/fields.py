@@ -47,6 +47,7 @@ def choice(*options: str) -> Callable[[Any], str]:
         return found
 
     parse.__name__ = "choice_" + "_".join(options)
+    parse.options = options  # type: ignore[attr-defined]  # what test data may choose from
     return parse
 
 
