@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 test: install
 	$(BIN)/ruff check statemachine tests examples benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --lifecycle-coverage-domain statemachine.lifecycles:DOMAIN --lifecycle-coverage-fail-under 100
 
 diagrams: install
 	$(BIN)/python -m statemachine diagrams
