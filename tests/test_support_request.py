@@ -279,3 +279,20 @@ def test_one_charge_per_agreement_every_influencer_told_once_and_escalations_on_
     for outcome in outcomes:
         if outcome.timer == "escalation":
             assert outcome.due is not None and outcome.time >= outcome.due
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_create_app_serves_the_domain_it_is_given(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from statemachine.service import create_app
+
+    app = create_app(tmp_path / "support.db", domain=DOMAIN, drain_interval=None)
+    with TestClient(app) as client:
+        for raw in LOG.read_text().splitlines()[:6]:
+            assert client.post("/events", content=raw,
+                               headers={"content-type": "application/json"}).status_code == 200
+        assert client.get("/entities/support_request/R-1").json()["state"] == "approved"
+        assert client.post("/events", json={"id": "o1", "time": "2026-05-04T00:00:00Z",
+                                            "type": "order.agreed", "subject": "order/O-1",
+                                            "data": {}}).status_code == 422  # not this domain's
