@@ -296,3 +296,41 @@ def test_create_app_serves_the_domain_it_is_given(tmp_path: Path) -> None:
         assert client.post("/events", json={"id": "o1", "time": "2026-05-04T00:00:00Z",
                                             "type": "order.agreed", "subject": "order/O-1",
                                             "data": {}}).status_code == 422  # not this domain's
+
+
+def test_a_ledger_kind_of_ones_own_is_totalled_after_the_specs() -> None:
+    import io
+
+    import attrs as _attrs
+
+    from statemachine.engine import INITIAL, Effect, Field, Input, Lifecycle, State, Transition, action
+    from statemachine.engine import fields as f
+    from statemachine.engine.declaration import Domain as _Domain
+    from statemachine.replay import render_text, replay, to_json
+
+    @_attrs.frozen(kw_only=True)
+    class Tipped(Effect):
+        ledger_kind = "tip"
+        jar: str
+        amount: Decimal
+        currency: str
+
+        def ledger_subject(self) -> str:
+            return self.jar
+
+    @action(label="tip")
+    def tip(ctx):
+        yield Tipped(cause=ctx.event_id, time=ctx.time, jar=ctx.subject, amount=ctx.params["amount"],
+                     currency="EUR")
+
+    jar = Lifecycle(name="jar", states=(State("open"),),
+                    transitions=(Transition("open", INITIAL, "open", actions=[tip]),),
+                    inputs=(Input("jar.opened", "open", (Field("amount", f.decimal),)),))
+    log = b"\n".join([
+        b'{"id": "j1", "time": "2026-01-01T00:00:00Z", "type": "jar.opened", "subject": "jar/J-1", '
+        b'"data": {"amount": "2.50"}}',
+        b'{"id": "j2", "time": "2026-01-01T00:01:00Z", "type": "jar.opened", "subject": "jar/J-2", '
+        b'"data": {"amount": "1.00"}}'])
+    report = replay(io.BytesIO(log), domain=_Domain(jar))
+    assert json.loads(to_json(report))["totals"] == {"EUR": {"tip": "3.50"}}
+    assert "tip" in render_text(report) and "3.50" in render_text(report)

@@ -69,8 +69,9 @@ class Report:
         for line in self.ledger:
             per = sums.setdefault(line.currency, {})
             per[line.kind] = per.get(line.kind, Decimal(0)) + line.amount
+        # The spec's kinds in its order; a domain of one's own may book others: after them, sorted.
         return {
-            currency: {kind: sums[currency][kind] for kind in LEDGER_KINDS if kind in sums[currency]}
+            currency: {kind: sums[currency][kind] for kind in _kinds(sums[currency])}
             for currency in sorted(sums)
         }
 
@@ -87,6 +88,11 @@ class Report:
             },
             "rejected": [r.to_dict() for r in self.rejected],
         }
+
+
+def _kinds(present: Mapping[str, object]) -> list[str]:
+    """The ledger kinds of ``present``: the spec's in its order, then any others, sorted."""
+    return [k for k in LEDGER_KINDS if k in present] + sorted(set(present) - set(LEDGER_KINDS))
 
 
 def to_json(report: Report) -> bytes:
@@ -122,11 +128,13 @@ def render_text(report: Report, *, width: int = 100) -> str:
     console.print(states)
     money = Table(title="Money by currency", title_justify="left")
     money.add_column("currency")
-    for kind in LEDGER_KINDS:
+    totals = report.totals()
+    columns = [*LEDGER_KINDS, *sorted({k for t in totals.values() for k in t} - set(LEDGER_KINDS))]
+    for kind in columns:
         money.add_column(kind, justify="right")
-    for currency, kinds in report.totals().items():
+    for currency, kinds in totals.items():
         money.add_row(currency, *(format_amount(kinds[k], currency) if k in kinds else "-"
-                                  for k in LEDGER_KINDS))
+                                  for k in columns))
     console.print(money)
     if report.rejected:
         rejected = Table(title="Rejected lines", title_justify="left")
