@@ -111,3 +111,13 @@ def test_the_long_spelling_is_unchanged() -> None:
 def test_a_domain_of_one_lifecycle() -> None:
     assert Domain(lifecycles=PROMOTION).lifecycles == (PROMOTION,)
     assert Domain(lifecycles=[PROMOTION]).lifecycles == (PROMOTION,)
+
+
+def test_input_fields_as_a_mapping_of_parsers() -> None:
+    from statemachine.engine import Field, Input
+    from statemachine.engine import fields as f
+
+    assert Input("x.y", "go", {"reason": f.text, "fee": f.decimal}).fields == (
+        Field("reason", f.text), Field("fee", f.decimal))
+    assert Input("x.y", "go", [Field("reason", f.text, required=False)]).fields == (
+        Field("reason", f.text, required=False),)

@@ -155,11 +155,14 @@ class Field:
 
 @attrs.frozen
 class Input:
-    """An external event type (``order.submitted``) and the trigger it fires."""
+    """An external event type (``order.submitted``) and the trigger it fires.
+
+    ``fields`` are :class:`Field` s, or a mapping of required fields to their parsers
+    (``{"reason": fields.text}``)."""
 
     type: str
     trigger: str
-    fields: tuple[Field, ...] = ()
+    fields: tuple[Field, ...] = attrs.field(default=(), converter=lambda v: _fields(v))
 
 
 @attrs.frozen
@@ -269,6 +272,13 @@ def _refs(value: Any, kind: str) -> tuple[str, ...]:
 def _sources(value: str | Iterable[str]) -> tuple[str, ...]:
     """One source state as a plain string, or several."""
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _fields(value: Mapping[str, Callable[[Any], Any]] | Iterable[Field]) -> tuple[Field, ...]:
+    """Fields as declared, or ``{"reason": fields.text}``: required fields by name and parser."""
+    if isinstance(value, Mapping):
+        return tuple(Field(name, parse) for name, parse in value.items())
+    return tuple(value)
 
 
 def _lifecycles(value: Lifecycle | Iterable[Lifecycle]) -> tuple[Lifecycle, ...]:
