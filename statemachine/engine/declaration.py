@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import attrs
 
@@ -349,8 +349,19 @@ def guard(reason: str | Callable[[Context], str], *, label: str = "", field: str
     return declare
 
 
+@overload
+def action(run: Callable[[Context], Iterable[Any]], *, label: str = "", description: str = "",
+           name: str | None = None) -> Action: ...
+
+
+@overload
+def action(run: None = None, *, label: str = "", description: str = "",
+           name: str | None = None) -> Callable[[Callable[[Context], Iterable[Any]]], Action]: ...
+
+
 def action(run: Callable[[Context], Iterable[Any]] | None = None, *, label: str = "",
-           description: str = "", name: str | None = None) -> Any:
+           description: str = "", name: str | None = None,
+           ) -> Action | Callable[[Callable[[Context], Iterable[Any]]], Action]:
     """Declare an action where its function is written (``@action`` or
     ``@action(label="charge fee")``): the function becomes an :class:`Action` named
     after it (a leading ``_`` dropped), to be named in transitions as an object."""
