@@ -48,7 +48,7 @@ DIAGRAMS = ROOT / "diagrams"
 EXAMPLE = ROOT / "examples" / "collaborations.jsonl"
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz `dot` is not installed")
-NAMES = ("order", "project_creator", "project_partner", "promotion")
+NAMES = ("ad", "ad_group", "campaign", "order", "project_creator", "project_partner", "promotion")
 
 
 @pytest.fixture(autouse=True)
