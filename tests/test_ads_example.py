@@ -4,6 +4,7 @@ ledger keeps every owner's money whole."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -44,3 +45,21 @@ def test_the_ads_example_shows_each_kind_of_refusal_and_keeps_the_money_whole() 
     assert {x["time"] for x in ends} == {"2026-05-10T00:00:00Z"}
     assert "ad_group/G-202 │ deleted │ deleted │ 100.00 │ 100.00 │  100.00 │ 0.00" in \
         EXPECTED_TEXT.read_text(encoding="utf-8")
+
+
+def test_the_ads_example_through_a_store_survives_a_reopen(tmp_path: Path) -> None:
+    from statemachine.api import Engine
+    from statemachine.engine import EventRejected
+    from statemachine.store import SQLiteStore
+
+    engine = Engine(store=SQLiteStore(tmp_path / "ads.db"))
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(EventRejected):
+            engine.apply(json.loads(line))
+    subjects = json.loads(EXPECTED.read_bytes())["entities"]
+    before = {s: (engine.get(s).state, engine.status(s)) for s in subjects}  # type: ignore[union-attr]
+    engine.close()
+    with Engine(store=SQLiteStore(tmp_path / "ads.db")) as reopened:
+        after = {s: (reopened.get(s).state, reopened.status(s)) for s in before}  # type: ignore[union-attr]
+        assert after == before
+        assert [line.to_dict() for line in reopened.ledger()] == json.loads(EXPECTED.read_bytes())["ledger"]
