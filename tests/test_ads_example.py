@@ -63,3 +63,19 @@ def test_the_ads_example_through_a_store_survives_a_reopen(tmp_path: Path) -> No
         after = {s: (reopened.get(s).state, reopened.status(s)) for s in before}  # type: ignore[union-attr]
         assert after == before
         assert [line.to_dict() for line in reopened.ledger()] == json.loads(EXPECTED.read_bytes())["ledger"]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_the_ads_example_is_really_replayed_in_parallel(workers: int, monkeypatch) -> None:
+    """Campaign, ad groups and ads are one family (their Parent links): no fallback, and
+    the same JSON and text (the campaign tables come back from the workers)."""
+    from statemachine.replay import parallel, render_text, replay_path, to_json
+
+    fell_back: list[object] = []
+    monkeypatch.setattr(parallel, "replay_path", lambda *a, **k: fell_back.append(a))
+    report = parallel.replay_parallel(EXAMPLE, workers)
+    assert fell_back == []
+    monkeypatch.undo()
+    one = replay_path(EXAMPLE)
+    assert to_json(report) == to_json(one) == EXPECTED.read_bytes()
+    assert render_text(report) == render_text(one) == EXPECTED_TEXT.read_text(encoding="utf-8")
