@@ -79,3 +79,25 @@ def test_the_ads_example_is_really_replayed_in_parallel(workers: int, monkeypatc
     one = replay_path(EXAMPLE)
     assert to_json(report) == to_json(one) == EXPECTED.read_bytes()
     assert render_text(report) == render_text(one) == EXPECTED_TEXT.read_text(encoding="utf-8")
+
+
+def test_the_generated_log_gains_an_ads_share_only_when_asked(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from statemachine.replay import replay_path, to_json
+    from statemachine.replay.parallel import replay_parallel
+
+    generate = ROOT / "benchmarks" / "generate.py"
+    base, mixed = tmp_path / "base.jsonl", tmp_path / "ads.jsonl"
+    subprocess.run([sys.executable, str(generate), "--orders", "500", "--out", str(base)], check=True,
+                   capture_output=True)
+    subprocess.run([sys.executable, str(generate), "--orders", "500", "--ads", "60", "--out",
+                    str(mixed)], check=True, capture_output=True)
+    lines = mixed.read_bytes().splitlines()
+    assert [x for x in lines if b'"ads-manager"' not in x] == base.read_bytes().splitlines()
+    report = replay_path(mixed)
+    assert report.rejected == () and report.campaigns
+    campaigns = {s for s in report.entities if s.startswith("campaign/")}
+    assert campaigns == {f"campaign/C-{n}" for n in range(1, 61)}
+    assert to_json(replay_parallel(mixed, 2)) == to_json(report)
