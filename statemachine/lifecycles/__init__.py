@@ -6,6 +6,9 @@ from .ad_group import AD_GROUP
 from .campaign import CAMPAIGN
 from .effects import (
     AccountCredited,
+    BudgetCharged,
+    BudgetHoldPlaced,
+    BudgetHoldReleased,
     CancellationEffective,
     Charged,
     HoldPlaced,
@@ -34,6 +37,9 @@ __all__ = [
     "PROJECT_PARTNER",
     "PROMOTION",
     "AccountCredited",
+    "BudgetCharged",
+    "BudgetHoldPlaced",
+    "BudgetHoldReleased",
     "CancellationEffective",
     "Charged",
     "HoldPlaced",
