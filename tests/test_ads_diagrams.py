@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from statemachine.diagrams import build_diagram, overlay, to_dot
+from statemachine.diagrams import build_diagram, overlay, to_dot, to_mermaid
 from statemachine.diagrams.files import text_files
 from statemachine.diagrams.hierarchy import hierarchy_dot, hierarchy_lifecycles
 from statemachine.diagrams.trace import trace_log
@@ -43,8 +43,10 @@ def test_a_replayed_campaign_shows_its_path_and_its_childrens_states() -> None:
     assert trace.descendants == (
         ("ad_group/G-101", "completed", "completed"), ("ad/A-101", "deleted", "deleted"),
         ("ad_group/G-102", "completed", "completed"), ("ad/A-102", "completed", "completed"))
-    dot = to_dot(build_diagram(CAMPAIGN), overlay(build_diagram(CAMPAIGN), trace))
+    view = overlay(build_diagram(CAMPAIGN), trace)
+    dot = to_dot(build_diagram(CAMPAIGN), view)
     assert "its children now" in dot and "ad/A-101" in dot
+    assert "ad/A-101: deleted (deleted)" in to_mermaid(build_diagram(CAMPAIGN), view)
 
 
 def test_children_mid_story_show_their_effective_status() -> None:
