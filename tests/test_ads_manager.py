@@ -455,3 +455,22 @@ def test_random_histories_keep_the_money_whole(level: str, offs: list[bool],
         assert total["hold_placed"] == total["charge"] + total["hold_released"]
         assert total["charge"] == accepted[owner] == s.engine.get(owner).data["spent"]  # type: ignore[union-attr]
     assert not any(x["subject"].startswith("ad/") for x in s.lines)
+
+
+def test_one_event_over_three_owners_writes_their_lines_in_creation_order(s: Story) -> None:
+    campaign(s, "ad_group")
+    g3 = "ad_group/G-3"
+    group(s, G2, "20.00")
+    group(s, G1, "10.00")
+    group(s, g3, "30.00")
+    ad(s, A1, "G-1")
+    ad(s, A3, "G-3")
+    s.do("ad.spent", A3, amount="1.00")
+    s.do("ad.spent", A1, amount="2.00")
+    assert s.do("campaign.turned_off", C) == [
+        ("hold_released", G2, D("20.00")),
+        ("charge", G1, D("2.00")), ("hold_released", G1, D("8.00")),
+        ("charge", g3, D("1.00")), ("hold_released", g3, D("29.00"))]
+    assert s.do("campaign.turned_on", C) == [
+        ("hold_placed", G2, D("20.00")), ("hold_placed", G1, D("8.00")),
+        ("hold_placed", g3, D("29.00"))]
