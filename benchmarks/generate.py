@@ -379,7 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stretch", type=float, default=1.0,
                         help="make the log about this many times longer over the same entities")
     parser.add_argument("--out", help="the log file (default: standard output)")
+    parser.add_argument("--ads", type=int, default=0, metavar="N",
+                        help="merge in N Ads Manager campaigns (benchmarks/ads_share.py; "
+                             "default 0: the log as before; our engine only, the peers know none)")
     args = parser.parse_args(argv)
+    if args.ads:  # issue 14: an Ads Manager share, seeded apart
+        from ads_share import mixed
+
+        out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+        for raw in mixed(generate(args.orders, args.seed, args.stretch), args.ads, args.seed):
+            out.write(raw + b"\n")
+        out.flush()
+        return 0
     if args.out:
         count = write_log(args.out, args.orders, args.seed, args.stretch)
         print(f"{count} events -> {args.out}", file=sys.stderr)

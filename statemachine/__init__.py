@@ -4,7 +4,7 @@ The public API: :class:`Engine` to embed; the declaration types to write lifecyc
 the domain events the lifecycles emit; :func:`replay` for event logs.
 """
 
-from .api import Engine
+from .api import Engine, EntityView
 from .engine import (
     Conflict,
     Decision,
@@ -58,6 +58,7 @@ __all__ = [
     "Effect",
     "Engine",
     "Entity",
+    "EntityView",
     "Event",
     "EventRejected",
     "HoldPlaced",

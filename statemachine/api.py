@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from .store import LedgerPage, LedgerPosition, OutboxItem, Recorded, SQLiteStore
     from .store.durable import DurableRuntime
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "EntityView"]
+
+
+class EntityView(Entity, frozen=True, gc=False):
+    """An entity record as :meth:`Engine.get` shows it when its lifecycle declares a
+    derived status: ``state`` is its own (stored) state, ``status`` its effective status
+    (``off_by_campaign``, ``budget_exhausted``, …), derived when read."""
+
+    status: str = ""
 
 
 class Engine:
@@ -86,10 +94,24 @@ class Engine:
         return self.runtime.may(subject, trigger, params, time=moment)
 
     def get(self, subject: str) -> Entity | None:
-        """The entity's current record, or ``None`` if it was never created."""
+        """The entity's current record, or ``None`` if it was never created.
+
+        For a lifecycle that declares a derived status (an Ads Manager campaign, ad
+        group or ad), an :class:`EntityView`: the record plus ``status``, its effective
+        status derived now (``state`` stays its own state)."""
+        entity = self._durable.get(subject) if self._durable is not None else self.runtime.get(subject)
+        if entity is None or self.runtime.compiled[entity.lifecycle].declaration.status is None:
+            return entity
+        return EntityView(entity.subject, entity.lifecycle, entity.state, entity.data,
+                          entity.version, entity.timers,
+                          self.runtime.derive(entity, self.runtime.entities.get))
+
+    def status(self, subject: str) -> str | None:
+        """The entity's effective status (its own state for lifecycles without a derived
+        one), or ``None`` if it was never created. Derived on read, never stored."""
         if self._durable is not None:
-            return self._durable.get(subject)
-        return self.runtime.get(subject)
+            self._durable.get(subject)  # catches up with other writers first
+        return self.runtime.status(subject)
 
     def advance_to(self, time: datetime | str) -> list[Outcome]:
         """Fire every timer due up to ``time``; returns what they did."""

@@ -40,7 +40,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .api import Engine
+from .api import Engine, EntityView
 from .engine import (
     Conflict,
     Domain,
@@ -214,7 +214,7 @@ def _entity_view(engine: Engine, subject: str) -> dict[str, Any]:
     entity = _entity(engine, subject)
     children = list(engine.runtime.children.get(subject, ()))
     money = _money(engine.ledger([subject, *children]))
-    return {
+    view = {
         "subject": entity.subject,
         "lifecycle": entity.lifecycle,
         "state": entity.state,
@@ -226,6 +226,11 @@ def _entity_view(engine: Engine, subject: str) -> dict[str, Any]:
         "money": money["totals"],
         "ledger": money["ledger"],
     }
+    if isinstance(entity, EntityView):  # Ads Manager (issue 14): effective statuses, descendants
+        from .ads_view import ads_view
+
+        view.update(ads_view(engine, entity))
+    return view
 
 
 def _diagram(engine: Engine, subject: str) -> bytes:

@@ -48,7 +48,7 @@ DIAGRAMS = ROOT / "diagrams"
 EXAMPLE = ROOT / "examples" / "collaborations.jsonl"
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz `dot` is not installed")
-NAMES = ("order", "project_creator", "project_partner", "promotion")
+NAMES = ("ad", "ad_group", "campaign", "order", "project_creator", "project_partner", "promotion")
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +75,9 @@ def test_committed_dot_and_mermaid_equal_what_the_code_makes() -> None:
 def test_one_file_per_lifecycle_and_format_is_committed() -> None:
     names = {f"{n}.{ext}" for n in NAMES for ext in ("dot", "mmd", "svg")}
     assert names <= {p.name for p in DIAGRAMS.iterdir()}
-    assert set(text_files()) == {n for n in names if not n.endswith(".svg")}
+    # and the Ads Manager hierarchy (issue 14): DOT checked, SVG rendered
+    assert {"ads_manager.dot", "ads_manager.svg"} <= {p.name for p in DIAGRAMS.iterdir()}
+    assert set(text_files()) == {n for n in names if not n.endswith(".svg")} | {"ads_manager.dot"}
 
 
 def test_the_check_reports_a_changed_a_missing_and_a_stray_file(tmp_path: Path) -> None:
@@ -238,7 +240,8 @@ def test_png_renders() -> None:
 def test_diagrams_command_writes_svg_dot_and_mermaid_by_default(tmp_path: Path, capsys) -> None:
     assert main(["diagrams", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"{n}.{ext}" for n in NAMES for ext in ("dot", "mmd", "svg"))
+        [*(f"{n}.{ext}" for n in NAMES for ext in ("dot", "mmd", "svg")),
+         "ads_manager.dot", "ads_manager.svg"])
     ET.fromstring((tmp_path / "order.svg").read_bytes())
 
 

@@ -156,7 +156,22 @@ def to_dot(diagram: Diagram, overlay: Overlay | None = None) -> str:
                 _node(cluster, node, overlay)
     for fork in diagram.forks:
         _draw_fork(graph, fork, overlay)
+    if overlay is not None and overlay.descendants:
+        _descendants(graph, overlay)
     return graph.source
+
+
+def _descendants(graph: graphviz.Digraph, overlay: Overlay) -> None:
+    """A table of the entity's descendants: own state and effective status (Ads Manager)."""
+    rows = "".join(
+        f'<tr><td align="left">{escape(subject)}</td><td align="left">{escape(state)}</td>'
+        f'<td align="left"><i>{escape(status)}</i></td></tr>'
+        for subject, state, status in overlay.descendants)
+    graph.node("descendants", shape="plaintext", style="", label=(
+        '<<table border="1" cellborder="0" cellspacing="2" color="#a0aec0">'
+        '<tr><td colspan="3" align="left"><b>its children now</b></td></tr>'
+        '<tr><td align="left"><b>entity</b></td><td align="left"><b>own state</b></td>'
+        f'<td align="left"><b>effective status</b></td></tr>{rows}</table>>'))
 
 
 def _draw_fork(graph: graphviz.Digraph, fork: Fork, overlay: Overlay | None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..engine.declaration import Domain
 from .dot import RENDER_FORMATS, render, to_dot
+from .hierarchy import HIERARCHY_NAME, hierarchy_dot, hierarchy_lifecycles
 from .mermaid import to_mermaid
 from .model import Diagram, build_diagram
 
@@ -38,11 +39,26 @@ def _text(diagram: Diagram, fmt: str) -> str:
 
 def text_files(domain: Domain | None = None) -> dict[str, str]:
     """``{file name: text}`` of the DOT and Mermaid files, as the committed ones must be."""
-    return {
+    files = {
         f"{d.name}.{EXTENSIONS[fmt]}": _text(d, fmt)
         for d in lifecycle_diagrams(domain)
         for fmt in TEXT_FORMATS
     }
+    files.update(_hierarchy_files(domain))
+    return files
+
+
+def _hierarchy_files(domain: Domain | None) -> dict[str, str]:
+    """The hierarchy diagram (DOT only), when the domain has derived-status lifecycles."""
+    if domain is None:
+        from ..lifecycles import DOMAIN
+
+        domain = DOMAIN
+    if not hierarchy_lifecycles(domain):
+        return {}
+    from ..lifecycles.ads import STATUS_RULES
+
+    return {f"{HIERARCHY_NAME}.dot": hierarchy_dot(domain, STATUS_RULES, "Ads Manager")}
 
 
 def write(out: Path, formats: Sequence[str], domain: Domain | None = None) -> list[Path]:
@@ -61,6 +77,14 @@ def write(out: Path, formats: Sequence[str], domain: Domain | None = None) -> li
                 path.write_bytes(_text(diagram, fmt).encode("utf-8"))
             else:
                 path.write_bytes(render(to_dot(diagram), fmt))
+            written.append(path)
+    for name, text in _hierarchy_files(domain).items():  # the hierarchy: DOT, and rendered
+        if "dot" in formats:
+            (out / name).write_bytes(text.encode("utf-8"))
+            written.append(out / name)
+        for fmt in (f for f in formats if f in RENDER_FORMATS):
+            path = out / f"{HIERARCHY_NAME}.{EXTENSIONS[fmt]}"
+            path.write_bytes(render(text, fmt))
             written.append(path)
     return written
 

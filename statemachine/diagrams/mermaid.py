@@ -112,6 +112,10 @@ def to_mermaid(diagram: Diagram, overlay: Overlay | None = None) -> str:
     out.lines += _classes(diagram, overlay, out.shapes)
     for style, indexes in sorted(out.styles.items()):
         out.lines.append(f"    linkStyle {','.join(map(str, indexes))} {_LINK_STYLES[style]}")
+    if overlay is not None and overlay.descendants:  # Ads Manager: the children's states now
+        rows = "<br>".join(f"{_text(subject)}: {_text(state)} ({_text(status)})"
+                           for subject, state, status in overlay.descendants)
+        out.lines.append(f'    descendants["<b>its children now</b><br>{rows}"]')
     return "\n".join(out.lines) + "\n"
 
 

@@ -22,6 +22,8 @@ class Overlay:
     state: str
     visited: frozenset[str]
     by_fork: Mapping[str, tuple[PathStep, ...]]
+    #: ``(subject, own state, effective status)`` of each descendant (Ads Manager).
+    descendants: tuple[tuple[str, str, str], ...] = ()
 
     def steps_in(self, fork: Fork) -> tuple[PathStep, ...]:
         """The steps that took ``fork``, in path order."""
@@ -46,4 +48,5 @@ def overlay(diagram: Diagram, trace: Trace) -> Overlay:
         state=trace.state,
         visited=frozenset(visited),
         by_fork={k: tuple(v) for k, v in by_fork.items()},
+        descendants=trace.descendants,
     )

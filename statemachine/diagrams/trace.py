@@ -15,7 +15,7 @@ from pathlib import Path
 import attrs
 
 from ..engine.declaration import Domain
-from ..engine.runtime import Outcome
+from ..engine.runtime import Outcome, Runtime
 from ..replay.replayer import Replayer, read_lines, sort_lines
 
 __all__ = ["PathStep", "Trace", "UnknownSubject", "trace_log"]
@@ -70,6 +70,9 @@ class Trace:
     lifecycle: str
     state: str
     steps: tuple[PathStep, ...]
+    #: For a lifecycle with a derived status (Ads Manager): every descendant at the end,
+    #: as ``(subject, own state, effective status)``, parents before their children.
+    descendants: tuple[tuple[str, str, str], ...] = ()
 
 
 class _Recorder:
@@ -111,7 +114,24 @@ def trace_lines(lines: Iterable[tuple[int, bytes]], subject: str, *, log: str = 
     entity = replayer.runtime.get(subject)
     if entity is None:
         raise UnknownSubject(subject, log)
-    return Trace(subject, entity.lifecycle, entity.state, tuple(recorder.steps))
+    return Trace(subject, entity.lifecycle, entity.state, tuple(recorder.steps),
+                 _descendants(replayer.runtime, subject))
+
+
+def _descendants(runtime: Runtime, subject: str) -> tuple[tuple[str, str, str], ...]:
+    entity = runtime.get(subject)
+    if entity is None or runtime.compiled[entity.lifecycle].declaration.status is None:
+        return ()
+    found: list[tuple[str, str, str]] = []
+
+    def walk(parent: str) -> None:
+        for child in runtime.children.get(parent, ()):
+            record = runtime.entities[child]
+            found.append((child, record.state, runtime.derive(record, runtime.entities.get)))
+            walk(child)
+
+    walk(subject)
+    return tuple(found)
 
 
 def trace_log(path: str | Path, subject: str, *, as_of: datetime | None = None,

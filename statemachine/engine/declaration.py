@@ -187,6 +187,14 @@ class Lifecycle:
     ``data`` names the fields the actions may assign. Declared, the entities' data is a
     compact read-only record (:mod:`.record`: 80 bytes for an order, where a dict takes 272)
     and assigning any other name is an error; left empty, data is a plain dict.
+
+    ``status`` declares a *derived* status: ``status(entity, get)`` (``get`` looks up
+    another entity by subject) says what the entity effectively does given its own
+    state and the entities it depends on (an ad whose campaign is off is
+    ``off_by_campaign``). It is never stored: the runtime computes it on read
+    (:meth:`~.runtime.Runtime.status`, ``Context.status``) from whatever records it
+    sees, committed or pending, so a parent turned on again restores exactly what its
+    children's own states say. ``None``: the status is the own state.
     """
 
     name: str
@@ -202,6 +210,7 @@ class Lifecycle:
     variant: str | None = None
     description: str = ""
     data: tuple[str, ...] = ()
+    status: Callable[[Any, Callable[[str], Any]], str] | None = None
 
     def __attrs_post_init__(self) -> None:
         _normalise(self)

@@ -204,6 +204,13 @@ class Context:
         """This entity's children, in order of creation, as this unit of work sees them."""
         return [self._uow.get(s) for s in self._uow.children(self.entity.subject)]  # type: ignore[misc]
 
+    def status(self, subject: str | None = None) -> str | None:
+        """The derived status (``Lifecycle.status``) of ``subject`` (default: this
+        entity) as this unit of work sees it, pending changes included; ``None`` when
+        the entity does not exist."""
+        entity = self._uow.get(subject or self.entity.subject)
+        return None if entity is None else self._uow.runtime.derive(entity, self._uow.get)
+
 
 class _UnitOfWork:
     """Pending changes of one event: read-through to the runtime, committed all at once."""
@@ -296,6 +303,17 @@ class Runtime:
     # -- reading --------------------------------------------------------------------
     def get(self, subject: str) -> Entity | None:
         return self.entities.get(subject)
+
+    def status(self, subject: str) -> str | None:
+        """The entity's derived status (``Lifecycle.status``; its own state when the
+        lifecycle declares none), or ``None`` if it was never created. Never stored."""
+        entity = self.entities.get(subject)
+        return None if entity is None else self.derive(entity, self.entities.get)
+
+    def derive(self, entity: Entity, get: Callable[[str], Entity | None]) -> str:
+        """``entity``'s derived status, reading other entities through ``get``."""
+        status = self.compiled[entity.lifecycle].declaration.status
+        return entity.state if status is None else status(entity, get)
 
     def next_due(self) -> datetime | None:
         """The due time of the earliest armed timer, if any (stale entries skipped)."""

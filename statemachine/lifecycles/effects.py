@@ -15,6 +15,10 @@ from ..engine.effects import Effect
 
 __all__ = [
     "AccountCredited",
+    "BudgetCharged",
+    "BudgetHoldPlaced",
+    "BudgetHoldReleased",
+    "BudgetMoney",
     "CancellationEffective",
     "Charged",
     "HoldPlaced",
@@ -107,3 +111,38 @@ class AccountCredited(Effect):
     advertiser: str
     amount: Decimal
     currency: str
+
+
+# -- Ads Manager (``lifecycles.md``, "Money: the budget owner holds, only spend is charged")
+@attrs.frozen(kw_only=True)
+class BudgetMoney(Effect):
+    """Money of an Ads Manager budget owner (a campaign or an ad group) moved: booked
+    in the ledger under the owner, never under an ad (ads own no money)."""
+
+    owner: str
+    amount: Decimal
+    currency: str
+
+    def ledger_subject(self) -> str:
+        return self.owner
+
+
+@attrs.frozen(kw_only=True)
+class BudgetHoldPlaced(BudgetMoney):
+    """An owner started delivering: what is left of its budget (budget − charged) is held."""
+
+    ledger_kind: ClassVar[str | None] = "hold_placed"
+
+
+@attrs.frozen(kw_only=True)
+class BudgetHoldReleased(BudgetMoney):
+    """An owner stopped delivering: what stays held beyond the charge is given back."""
+
+    ledger_kind: ClassVar[str | None] = "hold_released"
+
+
+@attrs.frozen(kw_only=True)
+class BudgetCharged(BudgetMoney):
+    """An owner stopped delivering or spent its whole budget: the uncharged spend."""
+
+    ledger_kind: ClassVar[str | None] = "charge"

@@ -57,7 +57,8 @@ from ..engine.declaration import INITIAL, Domain
 from ..engine.errors import EventRejected
 from ..engine.runtime import Event, Outcome, Runtime
 from ..envelope import digest, loads, to_event
-from .replayer import book, read_lines, replay_path, sort_lines
+from .campaigns import CampaignSummary, ordered
+from .replayer import book, campaigns_of, read_lines, replay_path, sort_lines
 from .report import LedgerLine, Rejection, Report
 
 __all__ = ["replay_parallel"]
@@ -84,6 +85,7 @@ class _Shard(msgspec.Struct, array_like=True):
     applied: int
     duplicates: int
     clock: datetime | None
+    campaigns: list[CampaignSummary] = []  # Ads Manager: the text report's section
 
 
 _decode = msgspec.msgpack.Decoder(_Shard).decode
@@ -235,7 +237,8 @@ def _work(path: Path, me: int, workers: int, domain: Domain | None, sort: bool,
         runtime.advance_to(as_of)
     created = tagger.created
     states = [(created[s], s, e.state) for s, e in runtime.entities.items()]
-    shard = _Shard(tagger.outcomes, rejected, states, index + 1, applied, duplicates, runtime.clock)
+    shard = _Shard(tagger.outcomes, rejected, states, index + 1, applied, duplicates, runtime.clock,
+                   campaigns_of(runtime))
     return msgspec.msgpack.encode(shard)
 
 
@@ -365,6 +368,7 @@ def _merge(shards: list[_Shard]) -> Report:
         entities=entities,
         ledger=tuple(ledger),
         rejected=tuple(rejected),
+        campaigns=ordered((c for shard in shards for c in shard.campaigns), entities),
     )
 
 

@@ -17,6 +17,7 @@ from ..engine.declaration import Domain
 from ..engine.errors import EventRejected
 from ..engine.runtime import Outcome, Runtime
 from ..envelope import MalformedEvent, loads, to_event
+from .campaigns import CampaignSummary, summarize
 from .report import LedgerLine, Rejection, Report
 
 __all__ = ["Replayer", "book", "read_lines", "replay", "replay_path", "sort_lines"]
@@ -121,7 +122,14 @@ class Replayer:
             entities={e.subject: e.state for e in self.runtime.entities.values()},
             ledger=tuple(self.ledger),
             rejected=tuple(self.rejected),
+            campaigns=campaigns_of(self.runtime),
         )
+
+
+def campaigns_of(runtime: Runtime) -> list[CampaignSummary]:
+    """The Ads Manager section of the report (:mod:`.campaigns`)."""
+    return summarize(runtime.entities, runtime.children,
+                     lambda e: runtime.derive(e, runtime.entities.get))
 
 
 def book(outcome: Outcome, append: Callable[[LedgerLine], object]) -> None:

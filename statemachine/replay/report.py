@@ -15,6 +15,7 @@ import orjson
 
 from ..money import format_amount
 from ..timeutil import format_instant
+from .campaigns import CampaignSummary, render_campaigns
 
 __all__ = ["LEDGER_KINDS", "LedgerLine", "Rejection", "Report", "render_text", "to_json"]
 
@@ -58,6 +59,9 @@ class Report:
     entities: Mapping[str, str]
     ledger: Sequence[LedgerLine]
     rejected: Sequence[Rejection]
+    #: Ads Manager: each campaign's budget owners at the end (text report only; the
+    #: spec's JSON has no such section). See :mod:`.campaigns`.
+    campaigns: Sequence[CampaignSummary] = ()
 
     @property
     def exit_status(self) -> int:
@@ -136,6 +140,7 @@ def render_text(report: Report, *, width: int = 100) -> str:
         money.add_row(currency, *(format_amount(kinds[k], currency) if k in kinds else "-"
                                   for k in columns))
     console.print(money)
+    render_campaigns(report.campaigns, console)
     if report.rejected:
         rejected = Table(title="Rejected lines", title_justify="left")
         rejected.add_column("line", justify="right")
