@@ -15,11 +15,15 @@ from typing import Any
 
 import orjson
 
+from . import limits
 from .engine.errors import InvalidEvent
 from .engine.runtime import Event
 from .timeutil import parse_instant
 
-__all__ = ["DIGEST_BITS", "MalformedEvent", "digest", "digest_of", "loads", "to_event"]
+__all__ = [
+    "DIGEST_BITS", "MalformedEvent", "check_keys", "check_line", "check_names", "digest", "digest_of",
+    "loads", "to_event",
+]
 
 
 class MalformedEvent(InvalidEvent):
@@ -33,25 +37,118 @@ def loads(raw: bytes | str) -> Any:
     orjson is fast but reads ``199.99`` as a float; when any float shows up in an
     event's ``data`` the line is read again with the standard parser and
     ``parse_float=Decimal``, so an amount never passes through binary floating point.
+    A line longer than the limit, repeated keys, invalid UTF-8 and numbers that are
+    not JSON (``NaN``) are refused (:func:`check_line`, :func:`check_keys`).
     """
+    if len(raw) > _LIMITS.line_bytes:
+        check_line(raw)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if "depth" in str(exc):  # nested past orjson's limit (1024): no event is that deep
             raise MalformedEvent(f"malformed JSON: nested too deeply ({exc})") from None
-        try:  # integers beyond 64 bits are valid JSON; orjson refuses them
-            value = json.loads(raw, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            # One event is one line: orjson's "line 1 column 71" would read like a second
-            # line number next to the report's own.
-            raise MalformedEvent(f"malformed JSON: {str(exc).replace('line 1 column', 'column')}") from None
-        return value
+        return _exact_loads(raw, exc)
     data = value.get("data") if type(value) is dict else None
     if type(data) is dict:
         for v in data.values():
             if type(v) is float:
-                return json.loads(raw, parse_float=Decimal)
+                return _exact_loads(raw)
+    if type(value) is dict:
+        check_keys(raw, value, data)
     return value
+
+
+# -- hardening: each check in a function of its own, off the common path --------------
+_LIMITS = limits.LIMITS
+#: Characters that may follow the closing quote of an object key: the ``:`` or JSON's
+#: white space before it. Counted to bound the keys a line holds (:func:`check_keys`).
+_AFTER_KEY = (b'":', b'" ', b'"\t', b'"\r', b'"\n')
+_AFTER_KEY_TEXT = tuple(k.decode() for k in _AFTER_KEY)
+
+
+def check_line(raw: bytes | str) -> None:
+    """Refuse a line over :attr:`Limits.line_bytes <statemachine.limits.Limits.line_bytes>`:
+    one rejected line, read no further (a 50 MB id must not be parsed, stored or echoed)."""
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > _LIMITS.line_bytes:
+        raise MalformedEvent(f"the line is longer than {_LIMITS.line_bytes:,} bytes, the limit "
+                             f"(STATEMACHINE_MAX_LINE_BYTES)")
+
+
+def check_keys(raw: bytes | str, value: dict[str, Any], data: Any) -> None:
+    """Refuse an object that repeats a key: JSON parsers disagree on which copy wins,
+    and two readers of one line must never read two events.
+
+    Cheap on the common line: the closing quote of every key is followed by ``:`` or
+    white space, so counting those pairs bounds the number of keys written; when the
+    bound equals the keys parsed (the envelope's and ``data``'s), none was repeated.
+    Only a line where the bound is higher (a nested object, a ``\":`` inside a string)
+    is parsed again, with a parser that sees every key.
+    """
+    after = _AFTER_KEY if isinstance(raw, bytes) else _AFTER_KEY_TEXT
+    written = raw.count(after[0])  # type: ignore[arg-type]
+    if raw.count(after[1]) or raw.count(after[2]) or raw.count(after[3]) or raw.count(after[4]):  # type: ignore[arg-type]
+        written += sum(raw.count(a) for a in after[1:])  # type: ignore[arg-type]
+    parsed = len(value) + (len(data) if type(data) is dict else 0)
+    if written > parsed:
+        _exact_loads(raw)  # raises on a repeated key; the value read is the same
+
+
+def _exact_loads(raw: bytes | str, error: Exception | None = None) -> Any:
+    """The standard parser, reading every number exactly and every key: for what orjson
+    cannot read (integers past 64 bits, lone surrogates), a line with a float, and to
+    find a repeated key. ``error`` is orjson's, when it refused the line."""
+    if isinstance(raw, bytes):
+        try:
+            raw.decode()
+        except UnicodeDecodeError as exc:
+            raise MalformedEvent(f"malformed JSON: invalid UTF-8 at byte {exc.start + 1} "
+                                 f"(0x{raw[exc.start]:02x})") from None
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_int=_integer, parse_constant=_constant,
+                          object_pairs_hook=_unique)
+    except (ValueError, RecursionError) as exc:
+        # One event is one line: "line 1 column 71" would read like a second line
+        # number next to the report's own.
+        reason = str(error if error is not None else exc)
+        raise MalformedEvent(f"malformed JSON: {reason.replace('line 1 column', 'column')}") from None
+
+
+def _integer(text: str) -> int | Decimal:
+    """A JSON integer, exactly: an ``int``, or past Python's int-from-text limit (4,300
+    digits) a ``Decimal``, so the field that reads it says why it is too large."""
+    return int(text) if len(text) <= 4000 else Decimal(text)
+
+
+def _constant(name: str) -> Any:
+    raise MalformedEvent(f"malformed JSON: {name} is not a JSON number (an amount is a decimal "
+                         f"string, like \"199.99\")")
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise MalformedEvent(f"malformed JSON: the key {limits.shown(key)} appears twice in "
+                                     f"one object (readers would disagree on its value)")
+            seen.add(key)
+    return obj
+
+
+def check_names(ident: str, kind: str, subject: str) -> None:
+    """Refuse an ``id``, ``type`` or ``subject`` that is too long or not printable (a
+    NUL or a newline): each is echoed on one report line, stored, and put in a URL."""
+    for name, value, most in (("id", ident, _LIMITS.id_chars), ("type", kind, _LIMITS.id_chars),
+                              ("subject", subject, _LIMITS.subject_chars)):
+        if len(value) > most:
+            raise MalformedEvent(f"{name} is {len(value):,} characters long; at most {most:,}",
+                                 field=name)
+        if not value.isprintable():
+            bad = next(c for c in value if not c.isprintable())
+            raise MalformedEvent(f"{name} {limits.shown(value)} holds the unprintable character "
+                                 f"U+{ord(bad):04X}", field=name)
 
 
 _last_time: tuple[str, datetime] = ("", datetime.min)
@@ -106,6 +203,9 @@ def _text(envelope: Mapping[str, Any], name: str) -> str:
     return value
 
 
+_ID, _SUBJECT = _LIMITS.id_chars, _LIMITS.subject_chars
+
+
 def to_event(envelope: Any, *, fingerprint: bool = True) -> Event:
     """Validate an envelope (a parsed JSON object) and return the :class:`Event`.
 
@@ -123,6 +223,9 @@ def to_event(envelope: Any, *, fingerprint: bool = True) -> Event:
             and type(subject) is str and ident and kind and subject):
         ident, when = _text(envelope, "id"), _text(envelope, "time")
         kind, subject = _text(envelope, "type"), _text(envelope, "subject")
+    if (len(ident) > _ID or len(kind) > _ID or len(subject) > _SUBJECT or not ident.isprintable()
+            or not kind.isprintable() or not subject.isprintable()):
+        check_names(ident, kind, subject)
     try:
         moment = _instant(when)
     except ValueError as exc:
