@@ -85,10 +85,9 @@ def check_keys(raw: bytes | str, value: dict[str, Any], data: Any) -> None:
     Only a line where the bound is higher (a nested object, a ``\":`` inside a string)
     is parsed again, with a parser that sees every key.
     """
-    after = _AFTER_KEY if isinstance(raw, bytes) else _AFTER_KEY_TEXT
-    written = raw.count(after[0])  # type: ignore[arg-type]
-    if raw.count(after[1]) or raw.count(after[2]) or raw.count(after[3]) or raw.count(after[4]):  # type: ignore[arg-type]
-        written += sum(raw.count(a) for a in after[1:])  # type: ignore[arg-type]
+    after: tuple[Any, ...] = _AFTER_KEY if isinstance(raw, bytes) else _AFTER_KEY_TEXT
+    count: Any = raw.count
+    written = count(after[0]) + count(after[1]) + count(after[2]) + count(after[3]) + count(after[4])
     parsed = len(value) + (len(data) if type(data) is dict else 0)
     if written > parsed:
         _exact_loads(raw)  # raises on a repeated key; the value read is the same

@@ -29,11 +29,12 @@ Whoever replays a log a service wrote must allow at least what that service allo
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["DEFAULT", "ENV", "LIMITS", "Limits", "LimitsError", "shown"]
+__all__ = ["DEFAULT", "ENV", "ENV_ERROR", "LIMITS", "Limits", "LimitsError", "shown"]
 
 
 class LimitsError(ValueError):
@@ -89,12 +90,25 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Limits:
         if not text.strip().isascii() or not text.strip().isdigit():
             raise LimitsError(f"{variable} must be a whole number > 0, not {text!r}")
         changes[name] = int(text)
-    return attrs.evolve(DEFAULT, **changes)
+    try:
+        return attrs.evolve(DEFAULT, **changes)
+    except LimitsError as exc:
+        raise LimitsError(f"{ENV[str(exc).split()[0]]}: {exc}") from None
+
+
+def _in_force() -> tuple[Limits, str | None]:
+    try:
+        return from_environment(), None
+    except LimitsError as exc:
+        # Importing a library must not fail on the environment: the defaults stay, and
+        # the command line and the service refuse to start with this message.
+        warnings.warn(f"{exc}; the default limits apply", stacklevel=3)
+        return DEFAULT, str(exc)
 
 
 #: The limits in force: the envelope reads these (the defaults unless the environment
-#: changed them at import).
-LIMITS = from_environment()
+#: changed them at import). ``ENV_ERROR`` says why a variable was ignored, if one was.
+LIMITS, ENV_ERROR = _in_force()
 
 
 def shown(value: object, width: int = 60) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from .model import Diagram, EdgeKind
 
-__all__ = ["COLORS", "KIND_COLOR", "legend", "wrap"]
+__all__ = ["COLORS", "KIND_COLOR", "legend", "printable", "wrap"]
 
 COLORS = {
     "text": "#1a202c",
@@ -62,3 +62,13 @@ def legend(diagram: Diagram, *, final: str = "double border") -> str:
         keys.append("diamond: first branch whose guards hold")
     keys.append("label: trigger [guards] / money")
     return " · ".join(keys)
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character (a NUL, a newline, U+2028) written as
+    its escape (``\\x00``): whatever reaches a DOT or Mermaid writer (a subject, an
+    event id, a declared description) then stays on its line and never ends a label
+    early. Printable text comes back as it was."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
