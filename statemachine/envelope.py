@@ -98,11 +98,18 @@ def _exact_loads(raw: bytes | str, error: Exception | None = None) -> Any:
     cannot read (integers past 64 bits, lone surrogates), a line with a float, and to
     find a repeated key. ``error`` is orjson's, when it refused the line."""
     if isinstance(raw, bytes):
+        if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark, which orjson skips too
+            raw = raw[3:]
         try:
             raw.decode()
         except UnicodeDecodeError as exc:
             raise MalformedEvent(f"malformed JSON: invalid UTF-8 at byte {exc.start + 1} "
                                  f"(0x{raw[exc.start]:02x})") from None
+    if error is not None and "surrogate" in str(error):
+        # "\ud800" alone is no character: the standard parser would make a string that
+        # no UTF-8 writer (the report, the store) can write back.
+        raise MalformedEvent("malformed JSON: a \\u escape names a lone surrogate "
+                             "(U+D800 to U+DFFF), not a character")
     try:
         return json.loads(raw, parse_float=Decimal, parse_int=_integer, parse_constant=_constant,
                           object_pairs_hook=_unique)

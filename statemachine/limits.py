@@ -34,7 +34,7 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["DEFAULT", "ENV", "ENV_ERROR", "LIMITS", "Limits", "LimitsError", "shown"]
+__all__ = ["DEFAULT", "ENV", "ENV_ERROR", "LIMITS", "Limits", "LimitsError", "printable", "shown"]
 
 
 class LimitsError(ValueError):
@@ -121,3 +121,13 @@ def shown(value: object, width: int = 60) -> str:
         return text
     size = len(value) if isinstance(value, str | bytes) else len(text)
     return f"{text[:width]}… ({size:,} characters)"
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character (a NUL, a newline, U+2028) written as
+    its escape (``\\x00``), so whatever reaches a one-line output (a report's table, a
+    DOT or Mermaid label) stays on its line and never ends a label early. Printable text
+    comes back as it was."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..limits import printable
 from .model import Diagram, EdgeKind
 
 __all__ = ["COLORS", "KIND_COLOR", "legend", "printable", "wrap"]
@@ -63,12 +64,3 @@ def legend(diagram: Diagram, *, final: str = "double border") -> str:
     keys.append("label: trigger [guards] / money")
     return " · ".join(keys)
 
-
-def printable(text: str) -> str:
-    """``text`` with every unprintable character (a NUL, a newline, U+2028) written as
-    its escape (``\\x00``): whatever reaches a DOT or Mermaid writer (a subject, an
-    event id, a declared description) then stays on its line and never ends a label
-    early. Printable text comes back as it was."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
