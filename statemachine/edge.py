@@ -9,8 +9,7 @@ at the edge and nowhere inside the engine (time inside comes from events only), 
 refuses without moving anything what lies further ahead than :attr:`Edge.skew`.
 
 The edge also bounds the request body (413) and may hold :class:`~.limits.Limits`
-tighter than the envelope's (never looser): ids, types, subjects and every string in
-``data``.
+tighter than the envelope's (never looser): ids, subjects and free text fields.
 
 Defaults: ``skew`` 5 minutes, ``max_body`` 256 KiB, ``limits`` the envelope's
 (:data:`statemachine.limits.LIMITS`). ``create_app(clock_skew=, max_body=, limits=,
@@ -27,9 +26,9 @@ from typing import Any, Protocol
 import attrs
 
 from .limits import LIMITS, Limits, LimitsError
-from .timeutil import format_instant, parse_instant
+from .timeutil import LAST, format_instant, later, parse_instant
 
-__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_SKEW", "Edge", "Refused", "utc_now"]
+__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_SKEW", "Edge", "Refused", "text_fields", "utc_now"]
 
 DEFAULT_SKEW = timedelta(minutes=5)
 #: One event is a few hundred bytes; 256 KiB leaves room for a long ``reason`` written
@@ -58,16 +57,13 @@ class _Request(Protocol):
     def stream(self) -> Any: ...
 
 
-def _text_values(value: Any, path: str) -> Any:
-    """``(path, text)`` of every string inside ``value`` (objects and arrays walked)."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _text_values(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            yield from _text_values(item, f"{path}[{n}]")
+def text_fields(domain: Any) -> frozenset[tuple[str, str]]:
+    """``(event type, data field)`` of every free text field a domain declares (parsed
+    by :func:`statemachine.engine.fields.text`): what ``text_chars`` bounds."""
+    from .engine import fields
+
+    return frozenset((inp.type, fd.name) for lc in domain.lifecycles for inp in lc.inputs
+                     for fd in inp.fields if fd.parse is fields.text)
 
 
 @attrs.frozen
@@ -79,6 +75,8 @@ class Edge:
     skew: timedelta = DEFAULT_SKEW
     max_body: int = DEFAULT_MAX_BODY
     limits: Limits = LIMITS
+    #: The free text fields ``limits.text_chars`` bounds (:func:`text_fields`).
+    texts: frozenset[tuple[str, str]] = frozenset()
 
     def __attrs_post_init__(self) -> None:
         if self.skew < timedelta(0):
@@ -116,7 +114,7 @@ class Edge:
         except ValueError:
             return
         now = self.clock()
-        if moment > now + self.skew:
+        if moment > (later(now, self.skew) or LAST):  # a clock near the calendar's end
             raise Refused(422, "time-ahead", "The time lies ahead of the service's clock",
                           f"{field} {format_instant(moment)} is more than {self.skew} ahead of this "
                           f"service's clock ({format_instant(now)}): send events as they happen",
@@ -131,15 +129,18 @@ class Edge:
         limits = self.limits
         if limits == LIMITS:
             return  # the envelope checks exactly these
-        for name, most in (("id", limits.id_chars), ("type", limits.id_chars),
-                           ("subject", limits.subject_chars)):
+        # (not the type: a type is one the domain declares, or refused by the engine)
+        for name, most in (("id", limits.id_chars), ("subject", limits.subject_chars)):
             value = envelope.get(name)
             if isinstance(value, str) and len(value) > most:
                 raise Refused(422, "too-long", "A field is too long",
                               f"{name} is {len(value):,} characters long; this service allows "
                               f"{most:,}", field=name)
-        for path, text in _text_values(envelope.get("data"), "data"):
-            if len(text) > limits.text_chars:
+        data, kind = envelope.get("data"), envelope.get("type")
+        if not isinstance(data, dict):
+            return
+        for name, text in data.items():
+            if isinstance(text, str) and len(text) > limits.text_chars and (kind, name) in self.texts:
                 raise Refused(422, "too-long", "A field is too long",
-                              f"{path} is {len(text):,} characters long; this service allows "
-                              f"{limits.text_chars:,}", field=path)
+                              f"data.{name} is {len(text):,} characters long; this service allows "
+                              f"{limits.text_chars:,}", field=f"data.{name}")

@@ -42,7 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .api import Engine
-from .edge import DEFAULT_MAX_BODY, DEFAULT_SKEW, Edge, Refused, utc_now
+from .edge import DEFAULT_MAX_BODY, DEFAULT_SKEW, Edge, Refused, text_fields, utc_now
 from .engine import (
     Conflict,
     Entity,
@@ -54,6 +54,8 @@ from .engine import (
     UnknownEntity,
 )
 from .envelope import MalformedEvent, loads
+from .http_schema import document
+from .lifecycles import DOMAIN
 from .limits import ENV_ERROR, LIMITS, Limits
 from .replay.report import LedgerLine, Report
 from .store import LedgerPosition, OutboxItem, Recorded, SQLiteStore, StaleWrite
@@ -295,7 +297,9 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     """
     if ENV_ERROR is not None:
         raise ValueError(ENV_ERROR)
-    edge = Edge(clock=clock or utc_now, skew=clock_skew, max_body=max_body, limits=limits or LIMITS)
+    domain = engine.runtime.domain if engine is not None else DOMAIN
+    edge = Edge(clock=clock or utc_now, skew=clock_skew, max_body=max_body, limits=limits or LIMITS,
+                texts=text_fields(domain))
     if (db is None) == (engine is None):
         raise ValueError("create_app needs exactly one of db or engine")
     if engine is not None and engine.store is None:
@@ -320,6 +324,10 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
 
     app = FastAPI(title="collab-lifecycles", version="0.1.0", lifespan=lifespan,
                   summary="Orders, projects and promotions as explicit state machines")
+
+    fastapi_openapi = app.openapi
+    precise = lambda: document(fastapi_openapi(), domain, max_body=edge.max_body)  # noqa: E731
+    app.openapi = precise  # type: ignore[method-assign]  # the precise bodies and answers
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:

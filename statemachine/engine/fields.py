@@ -55,6 +55,7 @@ def choice(*options: str) -> Callable[[Any], str]:
         return found
 
     parse.__name__ = "choice_" + "_".join(options)
+    parse.options = options  # type: ignore[attr-defined]  # for schemas (http_schema.py)
     return parse
 
 
