@@ -115,6 +115,25 @@ def test_a_line_over_the_limit_is_one_rejected_line_and_the_replay_goes_on() -> 
     assert report.entities == {"project/P": "active"}
 
 
+def test_an_over_long_line_is_never_held_whole(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from statemachine.replay import read_lines
+
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(b'{"id": "' + b"x" * (40 * 2**20) + b'"}\n' + lines(project()))
+    tracemalloc.start()
+    try:
+        with open(path, "rb") as stream:
+            read = [(number, len(raw)) for number, raw in read_lines(stream)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert read[0] == (1, LIMITS.line_bytes + 1)  # the head only, refused by the envelope
+    assert read[1][0] == 2
+    assert peak < 8 * LIMITS.line_bytes  # a few MB, not the 40 MB line
+
+
 @pytest.mark.parametrize(("field", "most"), [("id", LIMITS.id_chars), ("type", LIMITS.id_chars),
                                               ("subject", LIMITS.subject_chars)])
 def test_ids_types_and_subjects_are_bounded(field: str, most: int) -> None:
