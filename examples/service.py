@@ -21,6 +21,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 try:
@@ -48,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--domain", metavar="MODULE:ATTRIBUTE",
                         help="the lifecycles to serve, e.g. examples.support_request:DOMAIN (default: ours)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log transitions and deliveries")
+    parser.add_argument("--clock-skew", type=float, default=300.0, metavar="SECONDS",
+                        help="refuse event and /clock times more than SECONDS ahead of the wall "
+                             "clock (300)")
+    parser.add_argument("--max-body", type=int, default=262144, metavar="BYTES",
+                        help="refuse request bodies larger than BYTES with 413 (262144)")
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -62,7 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (sqlite3.Error, OSError, StoreError) as exc:
         print(f"error: cannot open the store {args.db}: {exc}", file=sys.stderr)
         return 2
-    app = create_app(engine=engine, drain_interval=args.drain_interval or None)
+    try:
+        app = create_app(engine=engine, drain_interval=args.drain_interval or None,
+                         clock_skew=timedelta(seconds=args.clock_skew), max_body=args.max_body)
+    except ValueError as exc:  # a negative skew, a body limit past the envelope's line limit
+        engine.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"serving on http://{args.host}:{args.port} (store: {args.db}); Ctrl-C stops",
           file=sys.stderr, flush=True)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -15,11 +16,15 @@ from typing import Any
 
 import orjson
 
+from . import limits
 from .engine.errors import InvalidEvent
 from .engine.runtime import Event
 from .timeutil import parse_instant
 
-__all__ = ["DIGEST_BITS", "MalformedEvent", "digest", "digest_of", "loads", "to_event"]
+__all__ = [
+    "DIGEST_BITS", "MalformedEvent", "check_keys", "check_line", "check_names", "digest", "digest_of",
+    "loads", "to_event",
+]
 
 
 class MalformedEvent(InvalidEvent):
@@ -33,25 +38,130 @@ def loads(raw: bytes | str) -> Any:
     orjson is fast but reads ``199.99`` as a float; when any float shows up in an
     event's ``data`` the line is read again with the standard parser and
     ``parse_float=Decimal``, so an amount never passes through binary floating point.
+    A line longer than the limit, repeated keys, invalid UTF-8 and numbers that are
+    not JSON (``NaN``) are refused (:func:`check_line`, :func:`check_keys`).
     """
+    if len(raw) > _LIMITS.line_bytes:
+        check_line(raw)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if "depth" in str(exc):  # nested past orjson's limit (1024): no event is that deep
             raise MalformedEvent(f"malformed JSON: nested too deeply ({exc})") from None
-        try:  # integers beyond 64 bits are valid JSON; orjson refuses them
-            value = json.loads(raw, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            # One event is one line: orjson's "line 1 column 71" would read like a second
-            # line number next to the report's own.
-            raise MalformedEvent(f"malformed JSON: {str(exc).replace('line 1 column', 'column')}") from None
-        return value
+        return _exact_loads(raw, exc)
     data = value.get("data") if type(value) is dict else None
     if type(data) is dict:
         for v in data.values():
             if type(v) is float:
-                return json.loads(raw, parse_float=Decimal)
+                return _exact_loads(raw)
+    if type(value) is dict:
+        check_keys(raw, value, data)
     return value
+
+
+# -- hardening: each check in a function of its own, off the common path --------------
+_LIMITS = limits.LIMITS
+#: A quote followed by JSON white space: besides ``":``, what may follow the closing
+#: quote of an object key. Counted to bound the keys a line holds (:func:`check_keys`).
+_QUOTE_SPACE = re.compile(rb'"[ \t\r\n]')
+_QUOTE_SPACE_TEXT = re.compile(r'"[ \t\r\n]')
+
+
+def check_line(raw: bytes | str) -> None:
+    """Refuse a line over :attr:`Limits.line_bytes <statemachine.limits.Limits.line_bytes>`:
+    one rejected line, read no further (a 50 MB id must not be parsed, stored or echoed)."""
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > _LIMITS.line_bytes:
+        raise MalformedEvent(f"the line is longer than {_LIMITS.line_bytes:,} bytes, the limit "
+                             f"(STATEMACHINE_MAX_LINE_BYTES)")
+
+
+def check_keys(raw: bytes | str, value: dict[str, Any], data: Any) -> None:
+    """Refuse an object that repeats a key: JSON parsers disagree on which copy wins,
+    and two readers of one line must never read two events.
+
+    Cheap on the common line. A compact line that orjson writes back byte for byte
+    (the usual machine-written log, 0.2 µs) cannot have held a repeated key: the
+    dropped copy would be missing from what is written back. Otherwise the closing
+    quote of every key is followed by ``:`` or white space, so counting those pairs
+    bounds the keys written; when the bound equals the keys parsed (the envelope's and
+    ``data``'s), none was repeated. Only a line where the bound is higher (a nested
+    object, a ``\":`` inside a string) is parsed again, with a parser that sees every key.
+    """
+    if type(raw) is bytes and orjson.dumps(value) == raw:
+        return
+    text: Any = raw
+    if isinstance(raw, bytes):
+        written = text.count(b'":') + len(_QUOTE_SPACE.findall(text))
+    else:
+        written = text.count('":') + len(_QUOTE_SPACE_TEXT.findall(text))
+    parsed = len(value) + (len(data) if type(data) is dict else 0)
+    if written > parsed:
+        _exact_loads(raw)  # raises on a repeated key; the value read is the same
+
+
+def _exact_loads(raw: bytes | str, error: Exception | None = None) -> Any:
+    """The standard parser, reading every number exactly and every key: for what orjson
+    cannot read (integers past 64 bits, lone surrogates), a line with a float, and to
+    find a repeated key. ``error`` is orjson's, when it refused the line."""
+    if isinstance(raw, bytes):
+        if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark, which orjson skips too
+            raw = raw[3:]
+        try:
+            raw.decode()
+        except UnicodeDecodeError as exc:
+            raise MalformedEvent(f"malformed JSON: invalid UTF-8 at byte {exc.start + 1} "
+                                 f"(0x{raw[exc.start]:02x})") from None
+    if error is not None and "surrogate" in str(error):
+        # "\ud800" alone is no character: the standard parser would make a string that
+        # no UTF-8 writer (the report, the store) can write back.
+        raise MalformedEvent("malformed JSON: a \\u escape names a lone surrogate "
+                             "(U+D800 to U+DFFF), not a character")
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_int=_integer, parse_constant=_constant,
+                          object_pairs_hook=_unique)
+    except (ValueError, RecursionError) as exc:
+        # One event is one line: "line 1 column 71" would read like a second line
+        # number next to the report's own.
+        reason = str(error if error is not None else exc)
+        raise MalformedEvent(f"malformed JSON: {reason.replace('line 1 column', 'column')}") from None
+
+
+def _integer(text: str) -> int | Decimal:
+    """A JSON integer, exactly: an ``int``, or past Python's int-from-text limit (4,300
+    digits) a ``Decimal``, so the field that reads it says why it is too large."""
+    return int(text) if len(text) <= 4000 else Decimal(text)
+
+
+def _constant(name: str) -> Any:
+    raise MalformedEvent(f"malformed JSON: {name} is not a JSON number (an amount is a decimal "
+                         f"string, like \"199.99\")")
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise MalformedEvent(f"malformed JSON: the key {limits.shown(key)} appears twice in "
+                                     f"one object (readers would disagree on its value)")
+            seen.add(key)
+    return obj
+
+
+def check_names(ident: str, kind: str, subject: str) -> None:
+    """Refuse an ``id``, ``type`` or ``subject`` that is too long or not printable (a
+    NUL or a newline): each is echoed on one report line, stored, and put in a URL."""
+    for name, value, most in (("id", ident, _LIMITS.id_chars), ("type", kind, _LIMITS.id_chars),
+                              ("subject", subject, _LIMITS.subject_chars)):
+        if len(value) > most:
+            raise MalformedEvent(f"{name} is {len(value):,} characters long; at most {most:,}",
+                                 field=name)
+        if not value.isprintable():
+            bad = next(c for c in value if not c.isprintable())
+            raise MalformedEvent(f"{name} {limits.shown(value)} holds the unprintable character "
+                                 f"U+{ord(bad):04X}", field=name)
 
 
 _last_time: tuple[str, datetime] = ("", datetime.min)
@@ -106,6 +216,9 @@ def _text(envelope: Mapping[str, Any], name: str) -> str:
     return value
 
 
+_ID, _SUBJECT = _LIMITS.id_chars, _LIMITS.subject_chars
+
+
 def to_event(envelope: Any, *, fingerprint: bool = True) -> Event:
     """Validate an envelope (a parsed JSON object) and return the :class:`Event`.
 
@@ -123,6 +236,9 @@ def to_event(envelope: Any, *, fingerprint: bool = True) -> Event:
             and type(subject) is str and ident and kind and subject):
         ident, when = _text(envelope, "id"), _text(envelope, "time")
         kind, subject = _text(envelope, "type"), _text(envelope, "subject")
+    if (len(ident) > _ID or len(kind) > _ID or len(subject) > _SUBJECT or not ident.isprintable()
+            or not kind.isprintable() or not subject.isprintable()):
+        check_names(ident, kind, subject)
     try:
         moment = _instant(when)
     except ValueError as exc:

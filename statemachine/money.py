@@ -15,6 +15,8 @@ from functools import cache
 
 import iso4217
 
+from .limits import shown
+
 __all__ = [
     "HUNDRED",
     "MAX_INTEGER_DIGITS",
@@ -26,6 +28,7 @@ __all__ = [
     "percent_of",
     "quantum",
     "validate_amount",
+    "validate_written",
 ]
 
 _DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
@@ -80,14 +83,15 @@ def parse_decimal(value: object) -> Decimal:
         # A plain decimal string only: Decimal() alone would also take "1e3", "1_000",
         # padded or non-ASCII digits, which no well-behaved writer of amounts sends.
         if _DECIMAL_TEXT.fullmatch(value) is None:
-            raise MoneyError(f"{value!r} is not a decimal amount (digits, an optional sign and point)")
+            raise MoneyError(f"{shown(value)} is not a decimal amount (digits, an optional sign and point)")
         amount = Decimal(value)
     else:
         raise MoneyError(f"an amount must be a decimal string, not {type(value).__name__}")
     if not amount.is_finite():
-        raise MoneyError(f"{value!r} is not a finite amount")
+        raise MoneyError(f"{shown(value)} is not a finite amount")
     if amount and amount.adjusted() >= MAX_INTEGER_DIGITS:
-        raise MoneyError(f"{amount} is too large: at most {MAX_INTEGER_DIGITS} digits before the point")
+        raise MoneyError(f"{shown(amount)} is too large: at most {MAX_INTEGER_DIGITS} digits "
+                         f"before the point")
     return amount
 
 
@@ -105,6 +109,23 @@ def validate_amount(amount: Decimal, currency: str) -> Decimal:
             f"{amount} has more decimals than {currency} allows ({minor_units(currency)})"
         )
     return exact
+
+
+def validate_written(amount: Decimal, currency: str) -> Decimal:
+    """An amount as an input wrote it: :func:`validate_amount`, and refused when it is
+    *written* with more decimals than ``currency`` has, even zeros (``"100.0"`` JPY).
+
+    Why stricter than :func:`validate_amount` (which takes ``50000.00`` JPY, a value
+    that fits): an input names an amount in the currency's own terms, and a writer that
+    sends tenths of a yen has a bug upstream, whatever the tenth is. Reading exactly
+    means reading what was written, not a rounded or normalised value.
+    """
+    exponent = amount.as_tuple().exponent
+    if type(exponent) is int and exponent < -minor_units(currency):
+        raise MoneyError(
+            f"{amount} has more decimals than {currency} allows ({minor_units(currency)})"
+        )
+    return validate_amount(amount, currency)
 
 
 def percent_of(amount: Decimal, percent: int | Decimal, currency: str) -> Decimal:

@@ -29,7 +29,8 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .api import Engine, EntityView
+from .edge import DEFAULT_MAX_BODY, DEFAULT_SKEW, Edge, Refused, text_fields, utc_now
 from .engine import (
     Conflict,
     Domain,
@@ -53,6 +55,9 @@ from .engine import (
     UnknownEntity,
 )
 from .envelope import MalformedEvent, loads
+from .http_schema import document
+from .lifecycles import DOMAIN
+from .limits import ENV_ERROR, LIMITS, Limits
 from .replay.report import LedgerLine, Report
 from .store import LedgerPosition, OutboxItem, Recorded, SQLiteStore, StaleWrite
 from .store.codec import plain
@@ -130,7 +135,7 @@ def _answer(recorded: Recorded, duplicate: bool) -> dict[str, Any]:
     }
 
 
-def _post_event(engine: Engine, raw: bytes) -> dict[str, Any]:
+def _post_event(engine: Engine, raw: bytes, edge: Edge | None = None) -> dict[str, Any]:
     if not raw.strip():
         raise Problem(400, "malformed-json", "The body is not one JSON event",
                       "the request body is empty; send one event envelope as JSON")
@@ -143,6 +148,8 @@ def _post_event(engine: Engine, raw: bytes) -> dict[str, Any]:
                       "the JSON is nested too deeply") from None
     event_id = envelope.get("id") if isinstance(envelope, dict) else None
     event_id = event_id if isinstance(event_id, str) else None
+    if edge is not None:
+        edge.check_event(envelope)  # a time too far ahead, a service limit: nothing moves
     try:
         outcome = engine.apply(envelope)
     except EventRejected as exc:
@@ -282,13 +289,24 @@ async def _drain_forever(engine: Engine, interval: float) -> None:
 
 
 def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | None = None,
-               drain_interval: float | None = 1.0, domain: Domain | None = None) -> FastAPI:
+               drain_interval: float | None = 1.0, clock: Callable[[], datetime] | None = None,
+               clock_skew: timedelta = DEFAULT_SKEW, max_body: int = DEFAULT_MAX_BODY,
+               limits: Limits | None = None, domain: Domain | None = None) -> FastAPI:
     """The service over the store at ``db`` (or over ``engine``, which the caller owns).
 
     With ``drain_interval`` the outbox is drained every so many seconds by logging each
     effect (a stand-in for a payment system); ``None`` or 0 leaves it to others.
     ``domain``: the lifecycles an engine opened on ``db`` runs (default: ours).
+    ``clock`` is the wall clock (timezone-aware UTC; default: the real one): event and
+    ``/clock`` times more than ``clock_skew`` ahead of it are refused (422), bodies over
+    ``max_body`` bytes get 413, and ``limits`` may tighten the envelope's
+    (:mod:`statemachine.edge`).
     """
+    if ENV_ERROR is not None:
+        raise ValueError(ENV_ERROR)
+    domain = engine.runtime.domain if engine is not None else (domain or DOMAIN)
+    edge = Edge(clock=clock or utc_now, skew=clock_skew, max_body=max_body, limits=limits or LIMITS,
+                texts=text_fields(domain))
     if (db is None) == (engine is None):
         raise ValueError("create_app needs exactly one of db or engine")
     if engine is not None and engine.store is None:
@@ -314,9 +332,17 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     app = FastAPI(title="collab-lifecycles", version="0.1.0", lifespan=lifespan,
                   summary="Orders, projects and promotions as explicit state machines")
 
+    fastapi_openapi = app.openapi
+    precise = lambda: document(fastapi_openapi(), domain, max_body=edge.max_body)  # noqa: E731
+    app.openapi = precise  # type: ignore[method-assign]  # the precise bodies and answers
+
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
         return _problem(exc)
+
+    @app.exception_handler(Refused)
+    async def on_refused(request: Request, exc: Refused) -> JSONResponse:
+        return _problem(Problem(exc.status, exc.slug, exc.title, exc.detail, field=exc.field))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -352,8 +378,8 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     @app.post("/events", summary="Apply one event (a CloudEvents-style envelope)",
               openapi_extra=envelope_body)
     async def post_event(request: Request) -> JSONResponse:
-        raw = await request.body()
-        return JSONResponse(await run_in_threadpool(_post_event, engine_of(request), raw))
+        raw = await edge.read_body(request)
+        return JSONResponse(await run_in_threadpool(_post_event, engine_of(request), raw, edge))
 
     @app.get("/entities/{subject:path}/diagram.svg", summary="The entity's path on its lifecycle")
     async def get_diagram(subject: str, request: Request) -> Response:
@@ -378,8 +404,8 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
 
     @app.post("/clock", summary="Let time pass: fire the timers due up to a time")
     async def post_clock(request: Request) -> JSONResponse:
-        raw = await request.body()
-        return JSONResponse(await run_in_threadpool(_advance, engine_of(request), raw))
+        raw = await edge.read_body(request)
+        return JSONResponse(await run_in_threadpool(_advance, engine_of(request), raw, edge))
 
     @app.get("/health", summary="Row counts and the clock")
     async def health(request: Request) -> JSONResponse:
@@ -391,7 +417,7 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     return app
 
 
-def _advance(engine: Engine, raw: bytes) -> dict[str, Any]:
+def _advance(engine: Engine, raw: bytes, edge: Edge | None = None) -> dict[str, Any]:
     try:
         body = loads(raw or b"null")
     except (MalformedEvent, RecursionError) as exc:
@@ -403,6 +429,8 @@ def _advance(engine: Engine, raw: bytes) -> dict[str, Any]:
         moment = parse_instant(body["time"])
     except ValueError as exc:
         raise Problem(422, "invalid-request", "The request is not valid", str(exc), field="time") from None
+    if edge is not None:
+        edge.check_time(moment)
     fired = engine.advance_to(moment)
     return {
         "clock": format_instant(engine.clock) if engine.clock else None,

@@ -5,14 +5,23 @@ Time comes from events, never from the wall clock; this module only converts.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import ciso8601
 import orjson
 
-__all__ = ["format_instant", "parse_instant"]
+from .limits import shown as _shown
+
+__all__ = ["FIRST", "LAST", "format_instant", "later", "parse_instant"]
 
 _UTC_Z = orjson.OPT_UTC_Z
+
+#: The first and last instants a ``datetime`` holds, in UTC. A time written with an
+#: offset can name an instant outside them (``9999-12-31T23:59:59-01:00`` is in the
+#: year 10000 in UTC): such a time is refused, never an ``OverflowError``.
+FIRST = datetime.min.replace(tzinfo=UTC)
+LAST = datetime.max.replace(tzinfo=UTC)
+_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
 
 
 def parse_instant(value: object) -> datetime:
@@ -24,14 +33,43 @@ def parse_instant(value: object) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("a datetime must be timezone-aware")
-        return value.astimezone(UTC)
+        return _in_utc(value, value)
     if not isinstance(value, str):
         raise ValueError(f"expected an RFC 3339 timestamp string, got {type(value).__name__}")
     try:
         moment = ciso8601.parse_rfc3339(value)
-        return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not an RFC 3339 timestamp with an offset ({exc})") from None
+        raise ValueError(f"{_shown(value)} is not an RFC 3339 timestamp with an offset "
+                         f"({_why(value, exc)})") from None
+    return moment if moment.tzinfo is UTC else _in_utc(moment, value)
+
+
+def _in_utc(moment: datetime, written: object) -> datetime:
+    """``moment`` in UTC, or a ``ValueError`` when UTC has no such day (year 0 or 10000)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        written = written.isoformat() if isinstance(written, datetime) else written
+        raise ValueError(f"{_shown(written)} lies outside the instants this engine can hold "
+                         f"({_RANGE})") from None
+
+
+def _why(value: str, exc: ValueError) -> str:
+    """ciso8601's reason, in our words where Python's own would leak through."""
+    reason = str(exc)
+    if "offset must be a timedelta" in reason:
+        return "the offset must lie between -23:59 and +23:59"
+    return reason.rstrip(".")
+
+
+def later(moment: datetime, delay: timedelta) -> datetime | None:
+    """``moment + delay``, or ``None`` when that lies past the last instant a datetime
+    holds: a timer due then can never fire, since no event or ``--as-of`` can name a
+    later time (a manual review submitted on 9999-12-20 is never deemed approved)."""
+    try:
+        return moment + delay
+    except OverflowError:
+        return None
 
 
 def format_instant(moment: datetime) -> str:

@@ -165,11 +165,15 @@ def test_timer_edges_carry_their_delay_and_internal_ones_their_description() -> 
 
 
 def test_a_conditional_transition_is_one_fork_with_guarded_branches() -> None:
-    submit = next(f for f in build_diagram(ORDER).forks if f.trigger == "submit")
-    assert submit.sources == ("agreed", "in_progress")
+    # Issue 17: the winding-down guard stops only merely agreed orders, so only the fork
+    # leaving agreed carries it (it once labelled the in_progress edge too).
+    submit, started = (f for f in build_diagram(ORDER).forks if f.trigger == "submit")
+    assert submit.sources == ("agreed",)
     assert submit.guards == ("before deadline", "project not winding down")
-    assert [(b.dest, b.guards, b.effects) for b in submit.branches] == [
-        ("approved", ("auto review",), ("release fee",)), ("submitted", ("else",), ())]
+    assert (started.sources, started.guards) == (("in_progress",), ("before deadline",))
+    for fork in (submit, started):
+        assert [(b.dest, b.guards, b.effects) for b in fork.branches] == [
+            ("approved", ("auto review",), ("release fee",)), ("submitted", ("else",), ())]
     accept = next(f for f in build_diagram(PROJECT_PARTNER).forks if f.trigger == "accept_cancellation")
     # Both branches have guards of their own: neither is an "else".
     assert [b.guards for b in accept.branches] == [("no open orders",), ("open orders remain",)]

@@ -676,11 +676,16 @@ def winding(engine):
     return engine
 
 
-@pytest.mark.parametrize(("what", "trigger"), [("started", "start"), ("submitted", "submit")])
-def test_while_winding_down_a_merely_agreed_order_cannot_start(winding, what, trigger):
+@pytest.mark.parametrize(("what", "reason"), [
+    ("started", "cannot start in state agreed: the partner project is winding down: merely "
+                "agreed orders cannot start"),
+    # Issue 17: a refused submit says submit, not start.
+    ("submitted", "cannot submit in state agreed: the partner project is winding down: merely "
+                  "agreed orders cannot submit (it would start delivery)"),
+])
+def test_while_winding_down_a_merely_agreed_order_cannot_start(winding, what, reason):
     exc = rejected(winding, ev("x", at(EFFECTIVE_AT, hours=1), f"order.{what}", "order/O1"),
-                   f"order/O1: cannot {trigger} in state agreed: the partner project is winding down: "
-                   "merely agreed orders cannot start")
+                   f"order/O1: {reason}")
     assert exc.guard == "may_deliver"
 
 

@@ -50,6 +50,8 @@ def run_diagrams(args: argparse.Namespace) -> int:
                 print(path)
     except (GraphvizMissing, RenderError) as exc:
         return _error(str(exc))
+    except OSError as exc:  # a read-only folder, a file where the folder should be: 2, not 1
+        return _error(f"cannot write {exc.filename or out}: {exc.strerror or exc}")
     return 0
 
 

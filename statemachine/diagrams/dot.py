@@ -20,13 +20,13 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
-from html import escape
+from html import escape as _html_escape
 
 import graphviz
 
 from .model import INITIAL, Diagram, EdgeKind, Fork, Node
 from .overlay import Overlay
-from .style import COLORS, KIND_COLOR, legend, wrap
+from .style import COLORS, KIND_COLOR, legend, printable, wrap
 from .trace import PathStep
 
 __all__ = ["RENDER_FORMATS", "GraphvizMissing", "RenderError", "render", "to_dot"]
@@ -47,6 +47,11 @@ class GraphvizMissing(RuntimeError):
 
 class RenderError(RuntimeError):
     """``dot`` ran and failed (its stderr is the message)."""
+
+
+def escape(text: str) -> str:
+    """Text for an HTML-like label: printable (:func:`~.style.printable`), then HTML-escaped."""
+    return _html_escape(printable(text))
 
 
 def _html(lines: Sequence[str]) -> str:
@@ -92,7 +97,7 @@ def _style(kind: EdgeKind, overlay: Overlay | None, taken: bool) -> dict[str, st
 
 
 def _node(graph: graphviz.Digraph, node: Node, overlay: Overlay | None) -> None:
-    attrs = {"tooltip": node.description or node.name}
+    attrs = {"tooltip": printable(node.description or node.name)}
     if node.final:
         attrs.update(peripheries="2", fillcolor=COLORS["final"])
     if overlay is not None:
@@ -185,7 +190,7 @@ def _draw_fork(graph: graphviz.Digraph, fork: Fork, overlay: Overlay | None) -> 
     head = {"trigger": fork.trigger, "when": fork.when,
             "description": fork.description if fork.kind is EdgeKind.INTERNAL else "",
             "guards": fork.guards, "effects": fork.effects}
-    tooltip = {"tooltip": fork.description} if fork.description else {}
+    tooltip = {"tooltip": printable(fork.description)} if fork.description else {}
     if fork.choice:
         target = f"{fork.ident}_choice"
         graph.node(target, label="", shape="diamond", width="0.3", height="0.3", fixedsize="true",
@@ -196,7 +201,7 @@ def _draw_fork(graph: graphviz.Digraph, fork: Fork, overlay: Overlay | None) -> 
             on = [s for s in steps if s.dest == branch.dest]
             lines = _label_lines(guards=branch.guards, effects=branch.effects, steps=on,
                                  faded=faded and not on)
-            extra = {"tooltip": branch.description} if branch.description else {}
+            extra = {"tooltip": printable(branch.description)} if branch.description else {}
             graph.edge(target, branch.dest, label=_html(lines) if lines else None,
                        **_style(fork.kind, overlay, bool(on)), **extra)
         return

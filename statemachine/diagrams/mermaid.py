@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from .model import INITIAL, Diagram, EdgeKind, Fork
 from .overlay import Overlay
-from .style import COLORS, KIND_COLOR, legend
+from .style import COLORS, KIND_COLOR, legend, printable
 from .trace import PathStep
 
 __all__ = ["to_mermaid"]
@@ -30,7 +30,7 @@ _INITIAL_ID = "initial_state"
 
 
 def _text(value: str) -> str:
-    return "".join(_ESCAPES.get(ch, ch) for ch in value)
+    return "".join(_ESCAPES.get(ch, ch) for ch in printable(value))
 
 
 def _id(name: str) -> str:
@@ -96,8 +96,8 @@ def to_mermaid(diagram: Diagram, overlay: Overlay | None = None) -> str:
         note = "the path it took, numbered in order"
     out = _Writer(overlay)
     # The title is YAML front matter: a JSON string is a valid YAML scalar, colons and all.
-    out.lines += ["---", f"title: {json.dumps(title, ensure_ascii=False)}", "---", "flowchart TB",
-                  f"    %% {note}", f"    %% {legend(diagram, final='thick border')}",
+    out.lines += ["---", f"title: {json.dumps(printable(title), ensure_ascii=False)}", "---", "flowchart TB",
+                  f"    %% {printable(note)}", f"    %% {printable(legend(diagram, final='thick border'))}",
                   f'    {_INITIAL_ID}((" "))']
     for node in diagram.nodes:
         if node.group is None:

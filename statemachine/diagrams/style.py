@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..limits import printable
 from .model import Diagram, EdgeKind
 
-__all__ = ["COLORS", "KIND_COLOR", "legend", "wrap"]
+__all__ = ["COLORS", "KIND_COLOR", "legend", "printable", "wrap"]
 
 COLORS = {
     "text": "#1a202c",
@@ -62,3 +63,4 @@ def legend(diagram: Diagram, *, final: str = "double border") -> str:
         keys.append("diamond: first branch whose guards hold")
     keys.append("label: trigger [guards] / money")
     return " · ".join(keys)
+

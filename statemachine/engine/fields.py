@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..limits import LIMITS, shown
 from ..money import MoneyError, minor_units, parse_decimal
 from ..timeutil import parse_instant
 
@@ -19,8 +20,12 @@ __all__ = ["boolean", "choice", "currency", "decimal", "identifier", "instant", 
 
 
 def text(value: Any) -> str:
+    """Free text (a cancellation's ``reason``), at most ``LIMITS.text_chars`` long."""
     if not isinstance(value, str):
         raise ValueError(f"must be a string, not {type(value).__name__}")
+    if len(value) > LIMITS.text_chars:
+        raise ValueError(f"is {len(value):,} characters long; at most {LIMITS.text_chars:,} "
+                         f"(STATEMACHINE_MAX_TEXT_CHARS)")
     return value
 
 
@@ -31,7 +36,10 @@ def identifier(value: Any) -> str:
     children of one parent then share one string instead of holding a copy each.
     """
     if not isinstance(value, str) or not value or "/" in value or value.strip() != value:
-        raise ValueError(f"{value!r} is not an id (a non-empty string without '/')")
+        raise ValueError(f"{shown(value)} is not an id (a non-empty string without '/')")
+    if len(value) > LIMITS.id_chars or not value.isprintable():
+        raise ValueError(f"{shown(value)} is not an id (at most {LIMITS.id_chars:,} printable "
+                         f"characters)")
     return sys.intern(value)
 
 
@@ -43,17 +51,17 @@ def choice(*options: str) -> Callable[[Any], str]:
         # share one "manual" instead of holding one each.
         found = canonical.get(value) if isinstance(value, str) else None
         if found is None:
-            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
+            raise ValueError(f"{shown(value)} is not one of {', '.join(options)}")
         return found
 
     parse.__name__ = "choice_" + "_".join(options)
-    parse.options = options  # type: ignore[attr-defined]  # what test data may choose from
+    parse.options = options  # type: ignore[attr-defined]  # what test data may choose from; schemas
     return parse
 
 
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {value!r}")
+        raise ValueError(f"must be true or false, not {shown(value)}")
     return value
 
 

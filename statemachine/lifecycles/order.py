@@ -26,8 +26,8 @@ from ..engine import (
     Transition,
 )
 from ..engine import fields as f
-from ..money import MoneyError, validate_amount
-from ..timeutil import format_instant
+from ..money import MoneyError, validate_written
+from ..timeutil import format_instant, later
 from . import policy
 from .effects import PaymentReleased, RefundIssued
 
@@ -54,7 +54,7 @@ def _fee_ok(ctx: Context) -> bool:
     if project is None or ctx.params["fee"] <= 0:
         return False
     try:
-        validate_amount(ctx.params["fee"], project.data["currency"])
+        validate_written(ctx.params["fee"], project.data["currency"])
     except MoneyError:
         return False
     return True
@@ -84,11 +84,17 @@ def _deadline_reason(ctx: Context) -> str:
 def _may_deliver(ctx: Context) -> bool:
     # Spec: "While a partner project is winding down, orders that are merely agreed
     # cannot start". Our reading: nor can they submit straight from agreed, which would
-    # start and deliver in one step; open orders (already started) go on.
-    if ctx.entity.state != "agreed":
-        return True
+    # start and deliver in one step; open orders (already started) go on. Only the
+    # transitions leaving ``agreed`` carry this guard, so its label says all it checks.
     project = ctx.parent()
     return project is None or project.state != "winding_down"
+
+
+def _may_deliver_reason(ctx: Context) -> str:
+    if ctx.trigger == "start":
+        return "the partner project is winding down: merely agreed orders cannot start"
+    return (f"the partner project is winding down: merely agreed orders cannot {ctx.trigger} "
+            f"(it would start delivery)")
 
 
 # -- actions (return assignments, sends and effects; never act) ----------------------
@@ -98,7 +104,7 @@ def _record_agreement(ctx: Context) -> Iterator[Any]:
     yield Assign(
         {
             "project": ctx.params["project"],
-            "fee": validate_amount(ctx.params["fee"], project.data["currency"]),
+            "fee": validate_written(ctx.params["fee"], project.data["currency"]),
             "currency": project.data["currency"],
             "review": ctx.params["review"],
             "deadline": project.data["deadline"],
@@ -144,7 +150,8 @@ def _tell_project(ctx: Context) -> Iterator[Any]:
 def _deemed_due(data: Any) -> Any:
     if data["review"] != "manual":
         return None
-    return data["submitted_at"] + policy.DEEMED_APPROVAL_AFTER
+    # None past the calendar's end (year 10000): no event can ever reach that time.
+    return later(data["submitted_at"], policy.DEEMED_APPROVAL_AFTER)
 
 
 ORDER = Lifecycle(
@@ -178,9 +185,7 @@ ORDER = Lifecycle(
               "before deadline", field="time"),
         Guard("before_deadline", _before_deadline, _deadline_reason, "before deadline",
               field="time"),
-        Guard("may_deliver", _may_deliver,
-              "the partner project is winding down: merely agreed orders cannot start",
-              "project not winding down"),
+        Guard("may_deliver", _may_deliver, _may_deliver_reason, "project not winding down"),
         Guard("auto_review", lambda ctx: ctx.data["review"] == "auto",
               "the review is manual", "auto review"),
     ),
@@ -197,11 +202,11 @@ ORDER = Lifecycle(
                    guards=("project_active", "fee_valid", "agreed_before_deadline"),
                    actions=("record_agreement",)),
         Transition("start", ("agreed",), "in_progress", guards=("may_deliver",)),
-        Transition("submit", ("agreed", "in_progress"), "approved",
+        Transition("submit", ("agreed",), "approved",
                    guards=("before_deadline", "may_deliver", "auto_review"),
                    actions=("record_submission",),
                    description="auto review: approved on submission"),
-        Transition("submit", ("agreed", "in_progress"), "submitted",
+        Transition("submit", ("agreed",), "submitted",
                    guards=("before_deadline", "may_deliver"), actions=("record_submission",)),
         Transition("approve", ("submitted",), "approved"),
         Transition("reject", ("submitted",), "rejected"),
@@ -214,6 +219,13 @@ ORDER = Lifecycle(
         Transition("cancel", UNSETTLED, "cancelled", internal=True,
                    actions=("refund_cancelled",),
                    description="the project's cancellation took effect"),
+        # Submitting a started order: no winding-down guard (only merely agreed orders
+        # are stopped). Declared last so the diagrams' node ids of the others stay put.
+        Transition("submit", ("in_progress",), "approved",
+                   guards=("before_deadline", "auto_review"), actions=("record_submission",),
+                   description="auto review: approved on submission"),
+        Transition("submit", ("in_progress",), "submitted",
+                   guards=("before_deadline",), actions=("record_submission",)),
     ),
     timers=(
         Timer("deemed_approval", "deem_approve", ("submitted",), _deemed_due,

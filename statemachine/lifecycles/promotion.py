@@ -25,7 +25,7 @@ from ..engine import (
     Transition,
 )
 from ..engine import fields as f
-from ..money import MoneyError, format_amount, validate_amount
+from ..money import MoneyError, format_amount, validate_written
 from ..timeutil import format_instant
 from .effects import Charged, HoldPlaced, HoldReleased
 
@@ -34,7 +34,7 @@ __all__ = ["PROMOTION"]
 
 def _fits(amount: Decimal, currency: str) -> bool:
     try:
-        validate_amount(amount, currency)
+        validate_written(amount, currency)
     except MoneyError:
         return False
     return amount > 0

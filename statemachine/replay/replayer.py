@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -17,6 +18,7 @@ from ..engine.declaration import Domain
 from ..engine.errors import EventRejected
 from ..engine.runtime import Outcome, Runtime
 from ..envelope import MalformedEvent, loads, to_event
+from ..limits import LIMITS
 from .campaigns import CampaignSummary, summarize
 from .report import LedgerLine, Rejection, Report
 
@@ -24,11 +26,27 @@ __all__ = ["Replayer", "book", "read_lines", "replay", "replay_path", "sort_line
 
 
 def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """``(line number, bytes)`` of every non-blank line; numbers count blank lines too."""
-    for number, raw in enumerate(stream, start=1):
+    """``(line number, bytes)`` of every non-blank line; numbers count blank lines too.
+
+    A line longer than the line limit is read no further than the limit (the rest is
+    skipped, never held): its head is yielded, and the envelope refuses it as too long.
+    """
+    limit = LIMITS.line_bytes + 1
+    for number, raw in enumerate(iter(partial(stream.readline, limit), b""), start=1):
+        if len(raw) == limit and not raw.endswith(b"\n"):
+            _skip_rest_of_line(stream)
         line = raw.strip()
         if line:
             yield number, line
+
+
+def _skip_rest_of_line(stream: BinaryIO) -> None:
+    """Read past the end of an over-long line in bounded chunks (issue 17: a 5 GB line
+    must be one rejected line, not an exhausted memory)."""
+    while True:
+        chunk = stream.readline(1 << 20)
+        if not chunk or chunk.endswith(b"\n"):
+            return
 
 
 class _Released(dict[str, Digest]):

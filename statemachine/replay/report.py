@@ -13,6 +13,7 @@ import attrs
 import msgspec
 import orjson
 
+from ..limits import printable
 from ..money import format_amount
 from ..timeutil import format_instant
 from .campaigns import CampaignSummary, render_campaigns
@@ -147,7 +148,7 @@ def render_text(report: Report, *, width: int = 100) -> str:
         rejected.add_column("id")
         rejected.add_column("error", overflow="fold")
         for r in report.rejected:
-            rejected.add_row(str(r.line), r.id or "-", r.error)
+            rejected.add_row(str(r.line), printable(r.id) if r.id else "-", printable(r.error))
         console.print(rejected)
     else:
         console.print("No rejected lines.")
