@@ -4,6 +4,7 @@ they find), given/when/then, and the lifecycle coverage with its pytest plugin."
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -66,11 +67,15 @@ def money_is_conserved(domain: Domain, events: list[dict]) -> None:
                 assert out[subject] == entity.data["fee"], f"{subject}: {out[subject]}"
 
 
-def conservation_property(domain: Domain, examples: int, phases=tuple(Phase)):
+def conservation_property(domain: Domain, examples: int, phases=tuple(Phase), seen: list | None = None):
+    """``seen``, when given, keeps the events of the latest example run (the failing one, last)."""
+
     @settings(max_examples=examples, database=None, derandomize=True, deadline=None, phases=phases,
               report_multiple_bugs=False, suppress_health_check=[HealthCheck.too_slow])
     @given(histories(domain, max_events=25))
     def prop(events: list[dict]) -> None:
+        if seen is not None:
+            seen[:] = events
         money_is_conserved(domain, events)
 
     return prop
@@ -107,10 +112,11 @@ def test_the_strategy_finds_a_planted_bug_in_a_broken_copy() -> None:
     """Found without shrinking (shrinking a walk through a model is hypothesis's slow part:
     seconds for most seeds, minutes for a few): a spend over the budget is in the story."""
     broken = _without_budget_check()
-    with pytest.raises(AssertionError, match=r"charged more than held|a non-positive HoldReleased") as info:
-        conservation_property(broken, 200, phases=(Phase.explicit, Phase.generate))()
-    example = "\n".join(getattr(info.value, "__notes__", []))
-    assert "promotion.created" in example and "promotion.spent" in example, example
+    story: list[dict] = []  # hypothesis's own note is worded by whichever plugins are loaded
+    with pytest.raises(AssertionError, match=r"charged more than held|a non-positive HoldReleased"):
+        conservation_property(broken, 200, phases=(Phase.explicit, Phase.generate), seen=story)()
+    types = {event["type"] for event in story}
+    assert {"promotion.created", "promotion.spent"} <= types, story
 
 
 def test_the_same_property_holds_on_the_real_promotion() -> None:
@@ -262,7 +268,7 @@ def test_the_plugin_fails_a_run_under_the_floor_and_reports_only_the_domain(tmp_
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert f"FAIL: lifecycle coverage under 100 % for {', '.join(OURS)}" in result.stdout
-    assert "order                   0/10   0/17" in result.stdout  # listed though no test ran it
+    assert re.search(r"^order +0/12 +0/17 ", result.stdout, re.M)  # listed though no test ran it
     fine = _pytest(tmp_path, "--lifecycle-coverage-domain", "statemachine.lifecycles:DOMAIN",
                    "--lifecycle-coverage-fail-under", "0")
     assert fine.returncode == 0, fine.stdout
