@@ -40,8 +40,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .api import Engine
-from .engine import (
+from ..api import Engine
+from ..engine import (
     Conflict,
     Entity,
     EntityExists,
@@ -51,11 +51,11 @@ from .engine import (
     TransitionRefused,
     UnknownEntity,
 )
-from .envelope import MalformedEvent, loads
-from .replay.report import LedgerLine, Report
-from .store import LedgerPosition, OutboxItem, Recorded, SQLiteStore, StaleWrite
-from .store.codec import plain
-from .timeutil import format_instant, parse_instant
+from ..envelope import MalformedEvent, loads
+from ..replay.report import LedgerLine, Report
+from ..store import LedgerPosition, OutboxItem, Recorded, SQLiteStore, StaleWrite
+from ..store.codec import plain
+from ..timeutil import format_instant, parse_instant
 
 __all__ = ["PROBLEM_JSON", "Problem", "create_app"]
 
@@ -232,7 +232,7 @@ def _diagram(engine: Engine, subject: str) -> bytes:
     path it took (read from the store, not replayed) laid over it, as SVG."""
     entity = _entity(engine, subject)
     try:
-        from .diagrams import (
+        from ..diagrams import (
             GraphvizMissing,
             PathStep,
             RenderError,
