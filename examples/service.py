@@ -1,6 +1,7 @@
 """The example HTTP service: the durable engine behind FastAPI, served by uvicorn.
 
     python examples/service.py --host 127.0.0.1 --port 8000 --db collab.db
+    python examples/service.py --db postgresql://collab@db.internal/collab   # PostgreSQL
 
 Then, for instance::
 
@@ -33,7 +34,8 @@ import uvicorn
 
 from statemachine import Engine
 from statemachine.service import create_app
-from statemachine.store import SQLiteStore, StoreError
+from statemachine.store import StoreError
+from statemachine.store.opening import open_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Serve the collaboration lifecycles over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
-    parser.add_argument("--db", required=True, help="the SQLite store (created if missing)")
+    parser.add_argument("--db", required=True,
+                        help="the store: a SQLite file (created if missing) or a postgresql:// URL")
     parser.add_argument("--drain-interval", type=float, default=1.0, metavar="SECONDS",
                         help="deliver the outbox (by logging) every SECONDS; 0 turns it off")
     parser.add_argument("-v", "--verbose", action="store_true", help="log transitions and deliveries")
@@ -50,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:  # open the store first: a bad path is one line, not a traceback from a worker
-        engine = Engine(store=SQLiteStore(Path(args.db)))
-    except (sqlite3.Error, OSError, StoreError) as exc:
+        engine = Engine(store=open_store(args.db))
+    except (sqlite3.Error, OSError, StoreError, ImportError) as exc:
         print(f"error: cannot open the store {args.db}: {exc}", file=sys.stderr)
         return 2
     app = create_app(engine=engine, drain_interval=args.drain_interval or None)

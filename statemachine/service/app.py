@@ -30,7 +30,6 @@ import contextlib
 import os
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -53,8 +52,9 @@ from ..engine import (
 )
 from ..envelope import MalformedEvent, loads
 from ..replay.report import LedgerLine, Report
-from ..store import LedgerPosition, OutboxItem, Recorded, SQLiteStore, StaleWrite
+from ..store import LedgerPosition, OutboxItem, Recorded, StaleWrite
 from ..store.codec import plain
+from ..store.opening import open_store
 from ..timeutil import format_instant, parse_instant
 
 __all__ = ["PROBLEM_JSON", "Problem", "create_app"]
@@ -290,7 +290,7 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
-        app.state.engine = engine or Engine(store=SQLiteStore(Path(db)))  # type: ignore[arg-type]
+        app.state.engine = engine or Engine(store=open_store(os.fspath(db)))  # type: ignore[arg-type]
         drainer = None
         if drain_interval:
             drainer = asyncio.create_task(_drain_forever(app.state.engine, drain_interval))
