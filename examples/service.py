@@ -47,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the store: a SQLite file (created if missing) or a postgresql:// URL")
     parser.add_argument("--drain-interval", type=float, default=1.0, metavar="SECONDS",
                         help="deliver the outbox (by logging) every SECONDS; 0 turns it off")
+    # Off unless asked: a service fed a log of past events (a demo, a migration) would
+    # otherwise fire those events' timers at once and refuse the rest as out of order.
+    parser.add_argument("--timer-interval", type=float, default=0, metavar="SECONDS",
+                        help="fire the timers due on the wall clock every SECONDS (a live "
+                             "service: 0.25); 0, the default, leaves time to POST /clock")
     parser.add_argument("-v", "--verbose", action="store_true", help="log transitions and deliveries")
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING
@@ -57,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (sqlite3.Error, OSError, StoreError, ImportError) as exc:
         print(f"error: cannot open the store {args.db}: {exc}", file=sys.stderr)
         return 2
-    app = create_app(engine=engine, drain_interval=args.drain_interval or None)
+    app = create_app(engine=engine, drain_interval=args.drain_interval or None,
+                     timer_interval=args.timer_interval or None)
     print(f"serving on http://{args.host}:{args.port} (store: {args.db}); Ctrl-C stops",
           file=sys.stderr, flush=True)
     try:

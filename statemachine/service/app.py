@@ -56,6 +56,7 @@ from ..store import LedgerPosition, OutboxItem, Recorded, StaleWrite
 from ..store.codec import plain
 from ..store.opening import open_store
 from ..timeutil import format_instant, parse_instant
+from .clock import Clock, TimerFiring, utc_now
 
 __all__ = ["PROBLEM_JSON", "Problem", "create_app"]
 
@@ -145,7 +146,10 @@ def _post_event(engine: Engine, raw: bytes) -> dict[str, Any]:
     try:
         outcome = engine.apply(envelope)
     except EventRejected as exc:
-        raise _rejection(exc, event_id) from None
+        problem = _rejection(exc, event_id)
+        if isinstance(exc, OutOfOrder) and engine.clock is not None:  # what "older" is measured by
+            problem.body["clock"] = format_instant(engine.clock)
+        raise problem from None
     except StaleWrite as exc:
         raise Problem(409, "stale-write", "Another writer changed the entity first",
                       f"{exc.reason}; send the event again", field="subject", event_id=event_id,
@@ -276,11 +280,16 @@ async def _drain_forever(engine: Engine, interval: float) -> None:
 
 
 def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | None = None,
-               drain_interval: float | None = 1.0) -> FastAPI:
-    """The service over the store at ``db`` (or over ``engine``, which the caller owns).
+               drain_interval: float | None = 1.0, clock: Clock | None = None,
+               timer_interval: float | None = 0.25) -> FastAPI:
+    """The service over the store at ``db`` (a SQLite path or a ``postgresql://`` URL),
+    or over ``engine``, which the caller owns.
 
     With ``drain_interval`` the outbox is drained every so many seconds by logging each
     effect (a stand-in for a payment system); ``None`` or 0 leaves it to others.
+    ``clock`` is the wall clock the service's edge reads (an aware datetime; default: the
+    real UTC now): every ``timer_interval`` seconds the timers due on it fire
+    (:mod:`.clock`); ``None`` or 0 leaves time to ``POST /clock``.
     """
     if (db is None) == (engine is None):
         raise ValueError("create_app needs exactly one of db or engine")
@@ -294,13 +303,18 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
         drainer = None
         if drain_interval:
             drainer = asyncio.create_task(_drain_forever(app.state.engine, drain_interval))
+        app.state.timers = ticker = None
+        if timer_interval:
+            app.state.timers = TimerFiring(app.state.engine, clock or utc_now, timer_interval)
+            ticker = asyncio.create_task(app.state.timers.run_forever())
         try:
             yield
         finally:
-            if drainer is not None:
-                drainer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await drainer
+            for task in (drainer, ticker):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if own:
                 app.state.engine.close()
 
