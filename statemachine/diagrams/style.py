@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from .model import Diagram, EdgeKind
 
-__all__ = ["COLORS", "KIND_COLOR", "legend", "wrap"]
+__all__ = ["COLORS", "KIND_COLOR", "legend", "senders", "wrap"]
 
 COLORS = {
     "text": "#1a202c",
@@ -62,3 +62,12 @@ def legend(diagram: Diagram, *, final: str = "double border") -> str:
         keys.append("diamond: first branch whose guards hold")
     keys.append("label: trigger [guards] / money")
     return " · ".join(keys)
+
+
+def senders(diagram: Diagram) -> str:
+    """Who may send which trigger, in one line (empty when the lifecycle does not say):
+    ``sent by advertiser or platform: create · provider: start, submit``."""
+    if not diagram.senders:
+        return ""
+    return "sent by " + " · ".join(f"{' or '.join(who)}: {', '.join(triggers)}"
+                                   for who, triggers in diagram.senders)

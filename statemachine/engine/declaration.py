@@ -146,11 +146,17 @@ class Field:
 
 @attrs.frozen
 class Input:
-    """An external event type (``order.submitted``) and the trigger it fires."""
+    """An external event type (``order.submitted``) and the trigger it fires.
+
+    ``parties`` declares who may send it (``("advertiser",)``): the parties an
+    authenticating service (``statemachine.service.auth``) lets through, and what the
+    diagrams print beside the trigger. Empty: the lifecycle does not say (anyone).
+    """
 
     type: str
     trigger: str
     fields: tuple[Field, ...] = ()
+    parties: tuple[str, ...] = ()
 
 
 @attrs.frozen
