@@ -29,13 +29,14 @@ try:
 except ImportError:  # run from a fresh clone without installing: use the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import structlog
 import uvicorn
 
 from statemachine import Engine
 from statemachine.service import create_app
+from statemachine.service.auth import AuthError, load_tokens
+from statemachine.service.logs import configure_logging, is_loopback
 from statemachine.store import StoreError
-from statemachine.store.opening import open_store
+from statemachine.store.opening import is_postgres, open_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,20 +53,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timer-interval", type=float, default=0, metavar="SECONDS",
                         help="fire the timers due on the wall clock every SECONDS (a live "
                              "service: 0.25); 0, the default, leaves time to POST /clock")
+    parser.add_argument("--auth", metavar="FILE",
+                        help="a TOML file of bearer tokens (party and account each); without it the "
+                             "service trusts every caller and so listens on loopback only")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="structured logs as text (default) or one JSON object per line")
     parser.add_argument("-v", "--verbose", action="store_true", help="log transitions and deliveries")
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
-                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    configure_logging(level, args.log_format)
+    tokens = None
+    if args.auth:
+        try:
+            tokens = load_tokens(args.auth)
+        except AuthError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif not is_loopback(args.host):
+        print(f"error: without --auth every caller may act as any party, so the service listens on "
+              f"loopback only, not on {args.host}; pass --auth FILE to serve other hosts",
+              file=sys.stderr)
+        return 2
     try:  # open the store first: a bad path is one line, not a traceback from a worker
         engine = Engine(store=open_store(args.db))
     except (sqlite3.Error, OSError, StoreError, ImportError) as exc:
         print(f"error: cannot open the store {args.db}: {exc}", file=sys.stderr)
         return 2
     app = create_app(engine=engine, drain_interval=args.drain_interval or None,
-                     timer_interval=args.timer_interval or None)
-    print(f"serving on http://{args.host}:{args.port} (store: {args.db}); Ctrl-C stops",
+                     timer_interval=args.timer_interval or None, auth=tokens)
+    where = args.db if not is_postgres(args.db) else repr(engine.store)  # never a password
+    print(f"serving on http://{args.host}:{args.port} (store: {where}); Ctrl-C stops",
           file=sys.stderr, flush=True)
+    if tokens is None:
+        print("no --auth: every caller may act as any party; listening on loopback only",
+              file=sys.stderr, flush=True)
+    else:
+        print(f"--auth: {len(tokens)} bearer tokens; every route but /health and /metrics needs one",
+              file=sys.stderr, flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port,
                     log_level="info" if args.verbose else "warning")

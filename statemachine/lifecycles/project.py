@@ -72,8 +72,8 @@ def _unsettled_reason(ctx: Context) -> str:
 def _record_creation(ctx: Context) -> Iterator[Any]:
     yield Assign({"kind": ctx.params["kind"], "currency": ctx.params["currency"],
                   "deadline": ctx.params["deadline"], "created_event": ctx.event_id,
-                  # The parties' account ids (optional: logs without them still replay).
-                  "advertiser": ctx.params.get("advertiser"), "provider": ctx.params.get("provider")})
+                  # The parties' account ids, when given (logs without them still replay).
+                  **{party: ctx.params[party] for party in policy.PARTIES if party in ctx.params}})
 
 
 def _record_request(ctx: Context) -> Iterator[Any]:

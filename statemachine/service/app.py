@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -51,11 +51,13 @@ from ..engine import (
     UnknownEntity,
 )
 from ..envelope import MalformedEvent, loads
+from ..lifecycles.parties import PLATFORM
 from ..replay.report import LedgerLine, Report
 from ..store import LedgerPosition, OutboxItem, Recorded, StaleWrite
 from ..store.codec import plain
 from ..store.opening import open_store
 from ..timeutil import format_instant, parse_instant
+from .auth import Forbidden, Principal, Tokens, authorize
 from .clock import Clock, TimerFiring, utc_now
 
 __all__ = ["PROBLEM_JSON", "Problem", "create_app"]
@@ -72,12 +74,14 @@ class Problem(Exception):
                  field: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status = status
+        self.headers: dict[str, str] | None = None  # e.g. WWW-Authenticate on a 401
         self.body = {"type": _TYPE + slug, "title": title, "status": status, "detail": detail,
                      "field": field, **extra}
 
 
 def _problem(problem: Problem) -> JSONResponse:
-    return JSONResponse(problem.body, status_code=problem.status, media_type=PROBLEM_JSON)
+    return JSONResponse(problem.body, status_code=problem.status, media_type=PROBLEM_JSON,
+                        headers=problem.headers)
 
 
 # -- events -------------------------------------------------------------------------
@@ -130,7 +134,7 @@ def _answer(recorded: Recorded, duplicate: bool) -> dict[str, Any]:
     }
 
 
-def _post_event(engine: Engine, raw: bytes) -> dict[str, Any]:
+def _post_event(engine: Engine, raw: bytes, who: Principal | None = None) -> dict[str, Any]:
     if not raw.strip():
         raise Problem(400, "malformed-json", "The body is not one JSON event",
                       "the request body is empty; send one event envelope as JSON")
@@ -143,9 +147,21 @@ def _post_event(engine: Engine, raw: bytes) -> dict[str, Any]:
                       "the JSON is nested too deeply") from None
     event_id = envelope.get("id") if isinstance(envelope, dict) else None
     event_id = event_id if isinstance(event_id, str) else None
+    if who is not None and isinstance(envelope, dict):  # --auth: may this party send it?
+        try:
+            envelope = authorize(engine, who, envelope)
+        except Forbidden as exc:
+            raise Problem(403, "forbidden", "This party may not send this event", exc.reason,
+                          field=exc.field, event_id=event_id) from None
     try:
         outcome = engine.apply(envelope)
     except EventRejected as exc:
+        if who is not None and isinstance(exc, TransitionRefused) and exc.field == "data.by":
+            # A guard on who acts refused the token's own party (an advertiser accepting
+            # its own cancellation): the caller may not do this, whatever it sends.
+            raise Problem(403, "forbidden", "This party may not send this event now", exc.reason,
+                          field="data.by", event_id=event_id, state=exc.state, trigger=exc.trigger,
+                          guard=exc.guard) from None
         problem = _rejection(exc, event_id)
         if isinstance(exc, OutOfOrder) and engine.clock is not None:  # what "older" is measured by
             problem.body["clock"] = format_instant(engine.clock)
@@ -281,7 +297,7 @@ async def _drain_forever(engine: Engine, interval: float) -> None:
 
 def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | None = None,
                drain_interval: float | None = 1.0, clock: Clock | None = None,
-               timer_interval: float | None = 0.25) -> FastAPI:
+               timer_interval: float | None = 0.25, auth: Tokens | None = None) -> FastAPI:
     """The service over the store at ``db`` (a SQLite path or a ``postgresql://`` URL),
     or over ``engine``, which the caller owns.
 
@@ -290,6 +306,8 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     ``clock`` is the wall clock the service's edge reads (an aware datetime; default: the
     real UTC now): every ``timer_interval`` seconds the timers due on it fire
     (:mod:`.clock`); ``None`` or 0 leaves time to ``POST /clock``.
+    With ``auth`` (:mod:`.auth`) every route but ``/health`` and ``/metrics`` needs a
+    bearer token, and an event only goes through as its party may send it.
     """
     if (db is None) == (engine is None):
         raise ValueError("create_app needs exactly one of db or engine")
@@ -319,10 +337,12 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
                 app.state.engine.close()
 
     app = FastAPI(title="collab-lifecycles", version="0.1.0", lifespan=lifespan,
-                  summary="Orders, projects and promotions as explicit state machines")
+                  summary="Orders, projects and promotions as explicit state machines",
+                  dependencies=[Depends(_authenticator(auth))])
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+        _log_refusal(request, exc)
         return _problem(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -360,7 +380,8 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
               openapi_extra=envelope_body)
     async def post_event(request: Request) -> JSONResponse:
         raw = await request.body()
-        return JSONResponse(await run_in_threadpool(_post_event, engine_of(request), raw))
+        who = getattr(request.state, "principal", None)
+        return JSONResponse(await run_in_threadpool(_post_event, engine_of(request), raw, who))
 
     @app.get("/entities/{subject:path}/diagram.svg", summary="The entity's path on its lifecycle")
     async def get_diagram(subject: str, request: Request) -> Response:
@@ -385,6 +406,10 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
 
     @app.post("/clock", summary="Let time pass: fire the timers due up to a time")
     async def post_clock(request: Request) -> JSONResponse:
+        who = getattr(request.state, "principal", None)
+        if who is not None and who.party != PLATFORM:
+            raise Problem(403, "forbidden", "Only the platform may move the clock",
+                          f"a {who.party} may not move the clock; the platform may")
         raw = await request.body()
         return JSONResponse(await run_in_threadpool(_advance, engine_of(request), raw))
 
@@ -416,3 +441,39 @@ def _advance(engine: Engine, raw: bytes) -> dict[str, Any]:
         "fired": [{"timer": o.timer, "cause": o.cause, "time": format_instant(o.time),
                    "subject": o.steps[0].subject, "state": o.state} for o in fired],
     }
+
+
+# -- who is asking (--auth) ----------------------------------------------------------
+#: Routes open to anyone even with --auth: probes and scrapers carry no party's token.
+_OPEN_PATHS = frozenset({"/health", "/metrics"})
+
+
+def _authenticator(tokens: Tokens | None) -> Any:
+    """The app-wide dependency: with ``tokens``, a request without a known bearer token
+    is a 401 before its body is read; the principal goes on ``request.state``."""
+
+    async def authenticate(request: Request) -> None:
+        request.state.principal = None
+        if tokens is None or request.url.path in _OPEN_PATHS:
+            return
+        who = tokens.identify(request.headers.get("authorization"))
+        if who is None:
+            given = "authorization" in request.headers
+            problem = Problem(401, "unauthenticated", "A valid bearer token is needed",
+                              "the bearer token is not one this service knows" if given else
+                              "send Authorization: Bearer <token> (see the service's --auth file)")
+            problem.headers = {"WWW-Authenticate": 'Bearer realm="collab-lifecycles"'}
+            raise problem
+        request.state.principal = who
+
+    return authenticate
+
+
+def _log_refusal(request: Request, problem: Problem) -> None:
+    """Every refusal, with the account that asked (never its token)."""
+    if not structlog.is_configured():
+        return
+    who: Principal | None = getattr(request.state, "principal", None)
+    _log.warning("request.refused", status=problem.status, problem=problem.body["type"].removeprefix(_TYPE),
+                 method=request.method, path=request.url.path, detail=problem.body["detail"],
+                 party=who.party if who else None, account=who.account if who else None)

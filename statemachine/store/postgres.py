@@ -41,6 +41,7 @@ import structlog
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..engine.errors import InvalidEvent
 from ..engine.runtime import Entity, Event, Outcome
 from ..replay.report import LedgerLine
 from ..timeutil import format_instant, parse_instant
@@ -134,6 +135,10 @@ class PostgresWriter:
         if outcome.timer is None:
             if event is None or envelope is None:
                 raise ValueError("an input event's outcome needs its event and envelope")
+            for name, value in (("id", event.id), ("subject", event.subject), ("type", event.type)):
+                if "\x00" in value:  # PostgreSQL's text cannot hold it; SQLite's can
+                    raise InvalidEvent(f"{name} contains a NUL character, which this store "
+                                       "(PostgreSQL) cannot keep", field=name)
             key = event.id
             row: tuple[str, str, str, str, str, str, str, int | None]
             row = ("input", key, key, event.subject, format_instant(event.time), event.type,
