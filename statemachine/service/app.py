@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,6 +60,7 @@ from ..store.opening import open_store
 from ..timeutil import format_instant, parse_instant
 from .auth import Forbidden, Principal, Tokens, authorize
 from .clock import Clock, TimerFiring, utc_now
+from .metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["PROBLEM_JSON", "Problem", "create_app"]
 
@@ -323,7 +325,8 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
             drainer = asyncio.create_task(_drain_forever(app.state.engine, drain_interval))
         app.state.timers = ticker = None
         if timer_interval:
-            app.state.timers = TimerFiring(app.state.engine, clock or utc_now, timer_interval)
+            app.state.timers = TimerFiring(app.state.engine, clock or utc_now, timer_interval,
+                                           on_fired=metrics.fired)
             ticker = asyncio.create_task(app.state.timers.run_forever())
         try:
             yield
@@ -336,6 +339,8 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
             if own:
                 app.state.engine.close()
 
+    metrics = Metrics(i.type for lc in (engine.runtime.domain if engine else _default_domain()).lifecycles
+                      for i in lc.inputs)
     app = FastAPI(title="collab-lifecycles", version="0.1.0", lifespan=lifespan,
                   summary="Orders, projects and promotions as explicit state machines",
                   dependencies=[Depends(_authenticator(auth))])
@@ -381,7 +386,16 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     async def post_event(request: Request) -> JSONResponse:
         raw = await request.body()
         who = getattr(request.state, "principal", None)
-        return JSONResponse(await run_in_threadpool(_post_event, engine_of(request), raw, who))
+        started = time.perf_counter()
+        try:
+            answer = await run_in_threadpool(_post_event, engine_of(request), raw, who)
+        except Problem as problem:
+            metrics.event(_type_of(raw), rejected=problem.body["type"].removeprefix(_TYPE))
+            raise
+        finally:
+            metrics.latency.observe(time.perf_counter() - started)
+        metrics.event(answer["type"], duplicate=answer["duplicate"])
+        return JSONResponse(answer)
 
     @app.get("/entities/{subject:path}/diagram.svg", summary="The entity's path on its lifecycle")
     async def get_diagram(subject: str, request: Request) -> Response:
@@ -413,12 +427,28 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
         raw = await request.body()
         return JSONResponse(await run_in_threadpool(_advance, engine_of(request), raw))
 
-    @app.get("/health", summary="Row counts and the clock")
+    @app.get("/health", summary="Whether the store answers; row counts and the clock")
     async def health(request: Request) -> JSONResponse:
         engine = engine_of(request)
-        stats = await run_in_threadpool(engine.store.stats) if engine.store is not None else {}
+        try:
+            stats = await run_in_threadpool(engine.store.stats) if engine.store is not None else {}
+        except Exception as exc:  # the database is down: say so, as a 503 a probe understands
+            if structlog.is_configured():
+                _log.warning("health.store_unavailable", error=str(exc))
+            return JSONResponse({"status": "unavailable", "store": f"not answering: {type(exc).__name__}"},
+                                status_code=503)
         clock = engine.clock
-        return JSONResponse({"status": "ok", "clock": format_instant(clock) if clock else None, **stats})
+        return JSONResponse({"status": "ok", "store": "ok",
+                             "clock": format_instant(clock) if clock else None, **stats})
+
+    @app.get("/metrics", summary="Prometheus metrics (text format)")
+    async def get_metrics(request: Request) -> Response:
+        engine = engine_of(request)
+        try:
+            pending = (await run_in_threadpool(engine.store.stats))["pending"] if engine.store else None
+        except Exception:  # a scrape still answers; /health tells that the store is down
+            pending = None
+        return Response(metrics.render(pending), media_type=CONTENT_TYPE)
 
     return app
 
@@ -477,3 +507,18 @@ def _log_refusal(request: Request, problem: Problem) -> None:
     _log.warning("request.refused", status=problem.status, problem=problem.body["type"].removeprefix(_TYPE),
                  method=request.method, path=request.url.path, detail=problem.body["detail"],
                  party=who.party if who else None, account=who.account if who else None)
+
+
+def _default_domain() -> Any:
+    from ..lifecycles import DOMAIN
+
+    return DOMAIN
+
+
+def _type_of(raw: bytes) -> object:
+    """The ``type`` of a refused body, when it has one (for the metrics' label)."""
+    try:
+        envelope = loads(raw)
+    except (MalformedEvent, RecursionError):
+        return None
+    return envelope.get("type") if isinstance(envelope, dict) else None
