@@ -591,3 +591,41 @@ def test_a_nul_character_in_an_id_or_subject_is_refused_cleanly_and_stores_nothi
     if db.kind == "postgres":
         assert engine.store.stats()["inputs"] == 1 and engine.get("project/P\x003") is None
     engine.close()
+
+
+def test_two_drainers_on_postgresql_deliver_each_effect_once(db):
+    # FOR UPDATE SKIP LOCKED: a second replica's drain skips the batch the first holds.
+    if db.kind != "postgres":
+        pytest.skip("SQLite's drain is for one process at a time (at-least-once across several)")
+    import threading
+
+    engine = Engine(store=db.open())
+    feed(engine, EXAMPLE.read_bytes().splitlines())
+    engine.advance_to("2026-06-01T00:00:00Z")
+    total = engine.store.stats()["pending"]
+    stores = [db.open(), db.open()]
+    delivered: list[str] = []
+    both_in = threading.Barrier(2)
+
+    def drain(store) -> None:
+        first = [True]
+
+        def deliver(item) -> None:
+            if first[0]:  # both drainers hold a batch at the same time
+                first[0] = False
+                both_in.wait(timeout=30)
+            delivered.append(item.effect_id)
+
+        while store.drain(deliver, limit=5):
+            pass
+
+    threads = [threading.Thread(target=drain, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(delivered) == sorted(set(delivered)) and len(delivered) == total > 10
+    assert engine.store.stats()["pending"] == 0
+    for store in stores:
+        store.close()
+    engine.close()

@@ -13,7 +13,13 @@ Routes::
     GET  /ledger                               every money line and the totals
     GET  /ledger?limit=N&after=CURSOR          the same lines in pages (no totals)
     POST /clock        {"time": "…"}           let time pass: fire the timers due
-    GET  /health                               row counts and the clock
+    GET  /health                               whether the store answers, row counts, the clock
+    GET  /metrics                              Prometheus text format (:mod:`.metrics`)
+
+With ``auth`` (:mod:`.auth`) every route but ``/health`` and ``/metrics`` needs a bearer
+token (401 without a known one) and an event goes through only as its party may send it
+(403). With ``timer_interval`` the timers due on the wall clock fire by themselves
+(:mod:`.clock`).
 
 Errors are RFC 9457 problem details (``application/problem+json``): ``type``,
 ``title``, ``status``, ``detail`` and ``field`` (the offending field, or ``null``
