@@ -36,7 +36,7 @@ from statemachine.service import create_app
 from statemachine.service.auth import AuthError, load_tokens
 from statemachine.service.logs import configure_logging, is_loopback
 from statemachine.store import StoreError
-from statemachine.store.opening import is_postgres, open_store
+from statemachine.store.opening import describe, is_postgres, open_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # open the store first: a bad path is one line, not a traceback from a worker
         engine = Engine(store=open_store(args.db))
     except (sqlite3.Error, OSError, StoreError, ImportError) as exc:
-        print(f"error: cannot open the store {args.db}: {exc}", file=sys.stderr)
+        print(f"error: cannot open the store {describe(args.db)}: {exc}", file=sys.stderr)
         return 2
     app = create_app(engine=engine, drain_interval=args.drain_interval or None,
                      timer_interval=args.timer_interval or None, auth=tokens)

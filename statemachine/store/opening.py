@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .contract import Store
 
-__all__ = ["is_postgres", "open_store"]
+__all__ = ["describe", "is_postgres", "open_store"]
 
 _SCHEMES = ("postgresql://", "postgres://")
 
@@ -14,6 +15,13 @@ _SCHEMES = ("postgresql://", "postgres://")
 def is_postgres(target: str) -> bool:
     """``postgresql://…`` (or ``postgres://…``) names a PostgreSQL database."""
     return target.startswith(_SCHEMES)
+
+
+def describe(target: str) -> str:
+    """``target`` as it may be printed or logged: a URL's password is masked."""
+    if not is_postgres(target):
+        return target
+    return re.sub(r"(://[^:/@?]*:)[^@/?]*@", r"\1***@", re.sub(r"(password=)[^&\s]*", r"\1***", target))
 
 
 def open_store(target: str, *, pool_size: int = 4) -> Store:
