@@ -114,8 +114,8 @@ def test_the_example_service_on_either_store_with_json_logs(db, port, tmp_path):
     log = tmp_path / "service.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, str(SERVICE), "--port", str(port), "--db", db.target,
-                                    "--log-format", "json", "-v"], stdout=out, stderr=subprocess.STDOUT,
-                                   env=env)
+                                    "--log-format", "json", "-v", "--timer-interval", "0.05"],
+                                   stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
 
