@@ -60,7 +60,12 @@ def test_the_fee_is_released_on_day_14_with_no_further_request(db, tmp_path):
                            "cause": "s1"}]
         # The recorded clock entry: what the service fired, a replay of its export fires too.
         exported = app.state.engine.export(tmp_path / "export.jsonl")
-        assert exported == clock.now
+        assert exported == T0 + timedelta(days=14, hours=2)  # the clock went to the due time
+        # An event stamped after the timer but before the wall clock is still in order.
+        assert client.post("/events", json={"id": "p2", "time": at(days=14, hours=3),
+                                            "type": "project.completed", "subject": "project/P-1"}
+                           ).status_code == 200
+        assert client.get("/health").json()["clock"] == at(days=14, hours=3)
         report = replay_path(tmp_path / "export.jsonl", as_of=exported)
         assert [line.to_dict() for line in report.ledger] == ledger
         assert report.entities["order/O-1"] == "deemed_approved"
@@ -68,7 +73,7 @@ def test_the_fee_is_released_on_day_14_with_no_further_request(db, tmp_path):
         late = client.post("/events", json={"id": "late", "time": at(days=3), "type": "order.approved",
                                             "subject": "order/O-1"})
         assert late.status_code == 409
-        assert late.json()["clock"] == format_instant(clock.now)
+        assert late.json()["clock"] == at(days=14, hours=3)
         assert late.json()["type"].endswith("out-of-order")
 
 

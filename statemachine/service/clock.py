@@ -4,7 +4,8 @@ The engine never reads a wall clock: its time comes from events, and from
 :meth:`~statemachine.api.Engine.advance_to`. A live service still has to release a fee
 on day 14 without anybody posting an event, so a background task here reads the wall
 clock (an injectable ``Callable[[], datetime]``, so tests move time by 14 days without
-waiting for them) and, whenever an armed timer is due, calls ``advance_to(now)``.
+waiting for them) and, whenever an armed timer is due, calls ``advance_to(due)``
+(:func:`fire_due`).
 
 That call is the recorded clock entry: it fires the due timers and stores the clock in
 the same transaction (the store's ``clock``), so ``export()`` returns it and
@@ -51,16 +52,25 @@ def read_clock(clock: Clock) -> datetime:
 
 
 def fire_due(engine: Engine, now: datetime) -> list[Outcome]:
-    """Fire every timer due at ``now`` (after catching up with other writers); nothing
-    is written when none is due. Blocking: call it from a worker thread."""
+    """Fire every timer due at ``now`` (after catching up with other writers), as
+    ``advance_to(now)`` would; nothing is written when none is due. Blocking: call it
+    from a worker thread.
+
+    The engine's clock goes to the latest due time fired, not to ``now``: an event
+    stamped a little before ``now`` (a client's clock, the network) but after every
+    fired timer is still in order. Each step is ``advance_to(due)``, one transaction
+    that fires every timer due by then (those armed by a firing included, next round).
+    """
     store = engine.store
     assert store is not None, "the service's engine has a store"
-    with store.lock:  # the runtime's memory is guarded by the store's lock
-        engine.refresh()
-        due = engine.runtime.next_due()
-    if due is None or due > now:
-        return []
-    return engine.advance_to(now)
+    fired: list[Outcome] = []
+    while True:
+        with store.lock:  # the runtime's memory is guarded by the store's lock
+            engine.refresh()
+            due = engine.runtime.next_due()
+        if due is None or due > now:
+            return fired
+        fired += engine.advance_to(due)
 
 
 class TimerFiring:
