@@ -1,6 +1,7 @@
 """The example HTTP service: the durable engine behind FastAPI, served by uvicorn.
 
     python examples/service.py --host 127.0.0.1 --port 8000 --db collab.db
+    python examples/service.py --db postgresql://collab@db.internal/collab   # PostgreSQL
 
 Then, for instance::
 
@@ -29,13 +30,15 @@ try:
 except ImportError:  # run from a fresh clone without installing: use the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import structlog
 import uvicorn
 
 from statemachine import Engine
 from statemachine.loading import DomainError, load_domain
 from statemachine.service import create_app
-from statemachine.store import SQLiteStore, StoreError
+from statemachine.service.auth import AuthError, load_tokens
+from statemachine.service.logs import configure_logging, is_loopback
+from statemachine.store import StoreError
+from statemachine.store.opening import describe, is_postgres, open_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,11 +46,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Serve the collaboration lifecycles over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
-    parser.add_argument("--db", required=True, help="the SQLite store (created if missing)")
+    parser.add_argument("--db", required=True,
+                        help="the store: a SQLite file (created if missing) or a postgresql:// URL")
     parser.add_argument("--drain-interval", type=float, default=1.0, metavar="SECONDS",
                         help="deliver the outbox (by logging) every SECONDS; 0 turns it off")
     parser.add_argument("--domain", metavar="MODULE:ATTRIBUTE",
                         help="the lifecycles to serve, e.g. examples.support_request:DOMAIN (default: ours)")
+    # Off unless asked: a service fed a log of past events (a demo, a migration) would
+    # otherwise fire those events' timers at once and refuse the rest as out of order.
+    parser.add_argument("--timer-interval", type=float, default=0, metavar="SECONDS",
+                        help="fire the timers due on the wall clock every SECONDS (a live "
+                             "service: 0.25); 0, the default, leaves time to POST /clock")
+    parser.add_argument("--auth", metavar="FILE",
+                        help="a TOML file of bearer tokens (party and account each); without it the "
+                             "service trusts every caller and so listens on loopback only")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="structured logs as text (default) or one JSON object per line")
     parser.add_argument("-v", "--verbose", action="store_true", help="log transitions and deliveries")
     parser.add_argument("--clock-skew", type=float, default=300.0, metavar="SECONDS",
                         help="refuse event and /clock times more than SECONDS ahead of the wall "
@@ -56,27 +70,46 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="refuse request bodies larger than BYTES with 413 (262144)")
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
-                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    configure_logging(level, args.log_format)
     try:  # --domain: loaded and compiled before anything is opened
         domain = load_domain(args.domain) if args.domain else None
     except DomainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    tokens = None
+    if args.auth:
+        try:
+            tokens = load_tokens(args.auth)
+        except AuthError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif not is_loopback(args.host):
+        print(f"error: without --auth every caller may act as any party, so the service listens on "
+              f"loopback only, not on {args.host}; pass --auth FILE to serve other hosts",
+              file=sys.stderr)
+        return 2
     try:  # open the store first: a bad path is one line, not a traceback from a worker
-        engine = Engine(domain, store=SQLiteStore(Path(args.db)))
-    except (sqlite3.Error, OSError, StoreError) as exc:
-        print(f"error: cannot open the store {args.db}: {exc}", file=sys.stderr)
+        engine = Engine(domain, store=open_store(args.db))
+    except (sqlite3.Error, OSError, StoreError, ImportError) as exc:
+        print(f"error: cannot open the store {describe(args.db)}: {exc}", file=sys.stderr)
         return 2
     try:
         app = create_app(engine=engine, drain_interval=args.drain_interval or None,
+                         timer_interval=args.timer_interval or None, auth=tokens,
                          clock_skew=timedelta(seconds=args.clock_skew), max_body=args.max_body)
     except ValueError as exc:  # a negative skew, a body limit past the envelope's line limit
         engine.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"serving on http://{args.host}:{args.port} (store: {args.db}); Ctrl-C stops",
+    where = args.db if not is_postgres(args.db) else repr(engine.store)  # never a password
+    print(f"serving on http://{args.host}:{args.port} (store: {where}); Ctrl-C stops",
           file=sys.stderr, flush=True)
+    if tokens is None:
+        print("no --auth: every caller may act as any party; listening on loopback only",
+              file=sys.stderr, flush=True)
+    else:
+        print(f"--auth: {len(tokens)} bearer tokens; every route but /health and /metrics needs one",
+              file=sys.stderr, flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port,
                     log_level="info" if args.verbose else "warning")

@@ -2,6 +2,17 @@
 # System packages the project needs: Graphviz's `dot` (renders SVG/PNG diagrams).
 # Installed with apt-get when missing and we may (root, or passwordless sudo).
 set -euo pipefail
+# issue 16: PostgreSQL's server binaries (initdb, pg_ctl, postgres: Debian's `postgresql`),
+# for the throwaway cluster the store tests start (tests/pgcluster.py; CI fails without them).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then PG_SUDO=""; elif sudo -n true 2>/dev/null; then PG_SUDO="sudo -n"; else PG_SUDO="-"; fi
+  if [ "$PG_SUDO" != "-" ] && command -v apt-get >/dev/null 2>&1; then
+    $PG_SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $PG_SUDO apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "note: PostgreSQL is missing; install it (Debian: apt-get install postgresql) to test its store." >&2
+  fi
+fi
 if command -v dot >/dev/null 2>&1; then exit 0; fi
 if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
   echo "note: Graphviz 'dot' is missing; install it (Debian: apt-get install graphviz) to render SVG/PNG." >&2

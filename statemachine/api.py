@@ -25,7 +25,8 @@ from .timeutil import parse_instant
 
 if TYPE_CHECKING:
     from .replay.report import LedgerLine
-    from .store import LedgerPage, LedgerPosition, OutboxItem, Recorded, SQLiteStore
+    from .store import LedgerPage, LedgerPosition, OutboxItem, Recorded
+    from .store.contract import Store
     from .store.durable import DurableRuntime
 
 __all__ = ["Engine", "EntityView"]
@@ -49,7 +50,7 @@ class Engine:
     'active'
     """
 
-    def __init__(self, domain: Domain | None = None, *, store: SQLiteStore | None = None) -> None:
+    def __init__(self, domain: Domain | None = None, *, store: Store | None = None) -> None:
         if domain is None:
             from .lifecycles import DOMAIN
 
@@ -136,7 +137,7 @@ class Engine:
         return self.runtime.clock
 
     # -- with a store ---------------------------------------------------------------
-    def _store(self) -> SQLiteStore:
+    def _store(self) -> Store:
         if self.store is None:
             raise RuntimeError("this engine has no store: use Engine(store=SQLiteStore(path)) "
                                "or Engine(store=MemoryStore())")

@@ -11,3 +11,6 @@ structlog.configure(
     wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
     cache_logger_on_first_use=False,
 )
+
+# A throwaway PostgreSQL cluster for the store and service tests (issue 16).
+pytest_plugins = ["pgcluster", "backends"]

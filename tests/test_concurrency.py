@@ -1,10 +1,11 @@
-"""Concurrency and faults, for real: threads, two processes on one file, SIGKILL.
+"""Concurrency and faults, for real: threads, two processes on one database, SIGKILL.
 
-Every test ends with the same audit of the SQLite file (:func:`audit`): the file is
-sound, every acknowledged event is stored exactly once, each entity's versions run
-1..n without a gap, no event is stored without its versions and effects (a replay of
-the exported log gives the same states, ledger and number of effects), and every
-settled order's refund + release is its fee.
+Every test runs once per backend (:mod:`backends`: a SQLite file, a PostgreSQL database
+of the test run's own cluster) and ends with the same audit of the database
+(:func:`audit`): a SQLite file is sound, every acknowledged event is stored exactly
+once, each entity's versions run 1..n without a gap, no event is stored without its
+versions and effects (a replay of the exported log gives the same states, ledger and
+number of effects), and every settled order's refund + release is its fee.
 
 All hammering events carry the same time, so the engine's single clock never makes
 one thread's event "out of order" against another's: what is contested is the
@@ -18,7 +19,6 @@ import multiprocessing
 import os
 import random
 import signal
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import Backend
 
 from statemachine.api import Engine
 from statemachine.engine import EventRejected, Runtime
 from statemachine.envelope import loads, to_event
 from statemachine.lifecycles import DOMAIN
 from statemachine.replay import replay_path
-from statemachine.store import SQLiteStore, StaleWrite
+from statemachine.store import StaleWrite
 from statemachine.timeutil import format_instant
 
 T0 = "2026-03-01T10:00:00Z"
@@ -115,28 +116,27 @@ def apply_all(engine: Engine, events: list[dict[str, Any]]) -> dict[str, Any]:
             "refused": refused, "stale": stale}
 
 
-def audit(db: Path, acked: list[str], tmp: Path) -> dict[str, int]:
+def audit(db: Backend, acked: list[str], tmp: Path) -> dict[str, int]:
     """The checks every test here ends with (module docstring); returns row counts."""
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        stored = Counter(i for (i,) in conn.execute("SELECT id FROM events WHERE kind = 'input'"))
-        assert set(stored) == set(acked), (set(acked) - set(stored), set(stored) - set(acked))
-        assert max(stored.values(), default=1) == 1 and len(acked) == len(set(acked))
-        versions: dict[str, list[int]] = {}
-        for subject, version in conn.execute("SELECT subject, version FROM versions"
-                                             " ORDER BY subject, version"):
-            versions.setdefault(subject, []).append(version)
-        heads = dict(conn.execute("SELECT subject, version FROM heads"))
-        for subject, seen in versions.items():
-            assert seen == list(range(1, len(seen) + 1)), (subject, seen)
-            assert heads[subject] == len(seen), subject
-        assert set(heads) == set(versions)
-        assert conn.execute("SELECT COUNT(*) FROM events e WHERE NOT EXISTS"
-                            " (SELECT 1 FROM versions v WHERE v.seq = e.seq)").fetchone() == (0,)
-        effects = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-        pending = conn.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
-    engine = Engine(store=SQLiteStore(db))
+    if db.kind == "sqlite":  # PostgreSQL checks its own pages and foreign keys as it writes
+        assert db.rows("PRAGMA integrity_check") == [("ok",)]
+        assert db.rows("PRAGMA foreign_key_check") == []
+    stored = Counter(i for (i,) in db.rows("SELECT id FROM events WHERE kind = 'input'"))
+    assert set(stored) == set(acked), (set(acked) - set(stored), set(stored) - set(acked))
+    assert max(stored.values(), default=1) == 1 and len(acked) == len(set(acked))
+    versions: dict[str, list[int]] = {}
+    for subject, version in db.rows("SELECT subject, version FROM versions ORDER BY subject, version"):
+        versions.setdefault(subject, []).append(version)
+    heads = dict(db.rows("SELECT subject, version FROM heads"))
+    for subject, seen in versions.items():
+        assert seen == list(range(1, len(seen) + 1)), (subject, seen)
+        assert heads[subject] == len(seen), subject
+    assert set(heads) == set(versions)
+    assert db.rows("SELECT COUNT(*) FROM events e WHERE NOT EXISTS"
+                   " (SELECT 1 FROM versions v WHERE v.seq = e.seq)") == [(0,)]
+    effects = db.rows("SELECT COUNT(*) FROM outbox")[0][0]
+    pending = db.rows("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")[0][0]
+    engine = Engine(store=db.open())
     try:
         clock = engine.export(tmp / "audit.jsonl")
         report = replay_path(tmp / "audit.jsonl", as_of=clock)
@@ -169,8 +169,8 @@ def reference_effects(log: Path, as_of) -> int:
     return count[0]
 
 
-def prepared(db: Path, workers: int) -> list[str]:
-    with Engine(store=SQLiteStore(db, synchronous="NORMAL")) as engine:
+def prepared(db: Backend, workers: int) -> list[str]:
+    with Engine(store=db.open(synchronous="NORMAL")) as engine:
         events = setup_events(workers)
         for event in events:
             engine.apply(event)
@@ -179,15 +179,15 @@ def prepared(db: Path, workers: int) -> list[str]:
 
 # -- threads ------------------------------------------------------------------------
 @pytest.mark.parametrize("sharing", ["one engine", "an engine per thread"])
-def test_eight_threads_hammering_shared_and_own_entities(tmp_path, sharing):
-    db, workers = tmp_path / "t.db", 8
+def test_eight_threads_hammering_shared_and_own_entities(db, tmp_path, sharing):
+    workers = 8
     acked = prepared(db, workers)
-    shared = Engine(store=SQLiteStore(db, synchronous="NORMAL")) if sharing == "one engine" else None
+    shared = Engine(store=db.open(synchronous="NORMAL")) if sharing == "one engine" else None
     results: list[dict[str, Any]] = [{} for _ in range(workers)]
     barrier = threading.Barrier(workers)
 
     def run(worker: int) -> None:
-        engine = shared or Engine(store=SQLiteStore(db, synchronous="NORMAL"))
+        engine = shared or Engine(store=db.open(synchronous="NORMAL"))
         events = worker_events(worker, 60)
         barrier.wait()
         try:
@@ -211,9 +211,8 @@ def test_eight_threads_hammering_shared_and_own_entities(tmp_path, sharing):
     assert sum(r["stale"] for r in results) == 0  # serialised: nobody decided on stale state
     steps = [s for r in results for s in r["steps"]]
     assert len(steps) == len(set(steps))  # no entity version acknowledged twice
-    with sqlite3.connect(db) as conn:
-        stored = set(conn.execute("SELECT v.subject, v.version, v.state FROM versions v JOIN events e"
-                                  " ON e.seq = v.seq WHERE e.id LIKE 'w%' OR e.id LIKE 'c-%'"))
+    stored = set(db.rows("SELECT v.subject, v.version, v.state FROM versions v JOIN events e"
+                         " ON e.seq = v.seq WHERE e.id LIKE 'w%' OR e.id LIKE 'c-%'"))
     assert stored == set(steps)  # what each thread was told is exactly what is stored
     counts = audit(db, acked + hammered, tmp_path)
     assert counts["effects"] == sum(r["effects"] for r in results) > 0
@@ -221,8 +220,8 @@ def test_eight_threads_hammering_shared_and_own_entities(tmp_path, sharing):
 
 
 # -- two processes ------------------------------------------------------------------
-def _process_writer(db: str, worker: int, start, queue) -> None:
-    engine = Engine(store=SQLiteStore(db, synchronous="NORMAL"))
+def _process_writer(db: Backend, worker: int, start, queue) -> None:
+    engine = Engine(store=db.open(synchronous="NORMAL"))
     events = worker_events(worker, 60)
     start.wait()
     result = apply_all(engine, events)
@@ -230,12 +229,11 @@ def _process_writer(db: str, worker: int, start, queue) -> None:
     queue.put(result)
 
 
-def test_two_processes_writing_one_file(tmp_path):
-    db = tmp_path / "p.db"
+def test_two_processes_writing_one_database(db, tmp_path):
     acked = prepared(db, 2)
     ctx = multiprocessing.get_context("spawn")
     start, queue = ctx.Barrier(2), ctx.Queue()  # both open the file, then both go
-    processes = [ctx.Process(target=_process_writer, args=(str(db), w, start, queue)) for w in range(2)]
+    processes = [ctx.Process(target=_process_writer, args=(db, w, start, queue)) for w in range(2)]
     for process in processes:
         process.start()
     results = [queue.get(timeout=60) for _ in processes]
@@ -270,8 +268,8 @@ def crash_stream() -> Iterator[dict[str, Any]]:
             yield envelope(f"k{k}-c", next(minutes), "project.cancellation_accepted", p, by="provider")
 
 
-def _crashing_writer(db: str, conn) -> None:
-    engine = Engine(store=SQLiteStore(db))  # synchronous=FULL: the default
+def _crashing_writer(db: Backend, conn) -> None:
+    engine = Engine(store=db.open())  # SQLite: synchronous=FULL, the default
     for n, event in enumerate(crash_stream()):
         engine.apply(event)
         conn.send(event["id"])  # acknowledged: the commit has returned
@@ -279,11 +277,10 @@ def _crashing_writer(db: str, conn) -> None:
             engine.drain(lambda item: None, limit=2)
 
 
-def test_sigkill_mid_stream_loses_no_acknowledged_event_and_half_applies_none(tmp_path):
-    db = tmp_path / "k.db"
+def test_sigkill_mid_stream_loses_no_acknowledged_event_and_half_applies_none(db, tmp_path):
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_crashing_writer, args=(str(db), sender))
+    child = ctx.Process(target=_crashing_writer, args=(db, sender))
     child.start()
     sender.close()
     acked: list[str] = []
@@ -298,13 +295,12 @@ def test_sigkill_mid_stream_loses_no_acknowledged_event_and_half_applies_none(tm
             acked.append(receiver.recv())
         except EOFError:
             break
-    with sqlite3.connect(db) as conn:
-        stored = [i for (i,) in conn.execute("SELECT id FROM events WHERE kind = 'input' ORDER BY seq")]
+    stored = [i for (i,) in db.rows("SELECT id FROM events WHERE kind = 'input' ORDER BY seq")]
     assert stored[: len(acked)] == acked  # in order, none lost
     assert len(stored) - len(acked) <= 1  # at most the one committed but not yet acknowledged
     counts = audit(db, stored, tmp_path)
     assert 0 < counts["pending"] < counts["effects"]  # some delivered before the kill, the rest kept
-    engine = Engine(store=SQLiteStore(db))
+    engine = Engine(store=db.open())
     delivered: list[str] = []
     while engine.drain(lambda item: delivered.append(item.effect_id), limit=50):
         pass

@@ -1,14 +1,15 @@
 """The durable store: one transaction per event, exact snapshots, rehydration,
 idempotency across restarts, the outbox, stale writers, and export → replay.
 
-Every test runs on a SQLite file unless it is about :class:`MemoryStore`; the checks
-read the file with their own connection where the claim is about what is stored.
+Every test that takes ``db`` (or ``fresh``) runs once per backend (:mod:`backends`:
+SQLite on a file, PostgreSQL in the test run's own cluster); the others are about
+:class:`MemoryStore` or the codec. The checks read the database with their own
+connection (``db.rows``) where the claim is about what is stored.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,6 @@ from statemachine.envelope import digest, loads, to_event
 from statemachine.replay import replay_path
 from statemachine.store import LedgerPage, MemoryStore, OutboxItem, SQLiteStore, StaleWrite, StoreError
 from statemachine.store.codec import decode_entity, decode_value, encode_entity, encode_value
-from statemachine.store.sqlite import Writer
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "collaborations.jsonl"
 DEADLINE = "2026-04-01T00:00:00Z"
@@ -49,11 +49,6 @@ def project(eid="p1", pid="P1", time=T0, kind="creator", currency="USD"):
 def agreed(eid="a1", oid="O1", pid="P1", time=None, fee="100.00", review="manual"):
     return ev(eid, time or at(T0, hours=1), "order.agreed", f"order/{oid}", project=pid, fee=fee,
               review=review)
-
-
-def rows(path: Path, sql: str, *params) -> list[tuple]:
-    with sqlite3.connect(path) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def feed(engine: Engine, raw_lines) -> tuple[int, int]:
@@ -75,13 +70,8 @@ def ledger(lines) -> list[dict]:
 
 
 @pytest.fixture
-def db(tmp_path) -> Path:
-    return tmp_path / "store.db"
-
-
-@pytest.fixture
 def store(db):
-    opened = SQLiteStore(db, synchronous="NORMAL")
+    opened = db.open(synchronous="NORMAL")
     yield opened
     opened.close()
 
@@ -126,14 +116,14 @@ def test_snapshot_refuses_what_it_cannot_store_exactly(value):
 
 
 def test_every_committed_record_of_the_example_round_trips_exactly(db):
-    engine = Engine(store=SQLiteStore(db))
+    engine = Engine(store=db.open())
     feed(engine, EXAMPLE.read_bytes().splitlines())
     assert len(engine.runtime.entities) == 21
     for entity in engine.runtime.entities.values():
         back = decode_entity(encode_entity(entity))
         assert back == entity
         assert _same(dict(back.data), dict(entity.data)), entity.subject
-    fee = decode_entity(rows(db, "SELECT v.snapshot FROM heads h JOIN versions v USING (subject, version)"
+    fee = decode_entity(db.rows("SELECT v.snapshot FROM heads h JOIN versions v USING (subject, version)"
                              " WHERE subject = 'order/O-101'")[0][0]).data["fee"]
     assert str(fee) == "1200.00"
 
@@ -145,12 +135,12 @@ def test_an_applied_event_stores_its_row_versions_and_effects_together(store, db
     engine.apply(agreed(review="auto"))
     outcome = engine.apply(ev("s1", at(T0, days=2), "order.submitted", "order/O1"))
     assert outcome.state == "approved"
-    (seq,) = rows(db, "SELECT seq FROM events WHERE kind = 'input' AND id = 's1'")[0]
-    assert rows(db, "SELECT subject, version, state FROM versions WHERE seq = ?", seq) == [
+    (seq,) = db.rows("SELECT seq FROM events WHERE kind = 'input' AND id = 's1'")[0]
+    assert db.rows("SELECT subject, version, state FROM versions WHERE seq = ?", seq) == [
         ("order/O1", 2, "approved")]
-    assert rows(db, "SELECT effect_id, kind, ledger_kind, amount, delivered_at FROM outbox WHERE seq = ?",
+    assert db.rows("SELECT effect_id, kind, ledger_kind, amount, delivered_at FROM outbox WHERE seq = ?",
                 seq) == [("s1#1", "PaymentReleased", "payment_released", "100.00", None)]
-    body = orjson.loads(rows(db, "SELECT body FROM outbox WHERE effect_id = 's1#1'")[0][0])
+    body = orjson.loads(db.rows("SELECT body FROM outbox WHERE effect_id = 's1#1'")[0][0])
     assert body == {"type": "PaymentReleased", "cause": "s1", "time": "2026-03-03T10:00:00Z",
                     "order": "order/O1", "amount": "100.00", "currency": "USD"}
     assert store.stats() == {"inputs": 3, "timers": 0, "versions": 3, "entities": 2, "effects": 1,
@@ -179,8 +169,8 @@ def test_a_cascade_stores_every_entity_version_of_the_event(store, db):
     engine.apply(agreed("a2", "O2", time=at(T0, hours=2)))
     engine.apply(ev("r", at(T0, days=1), "project.cancellation_requested", "project/P1", by="advertiser"))
     engine.apply(ev("c", at(T0, days=2), "project.cancellation_accepted", "project/P1", by="provider"))
-    (seq,) = rows(db, "SELECT seq FROM events WHERE id = 'c'")[0]
-    assert rows(db, "SELECT subject, version, state FROM versions WHERE seq = ? ORDER BY step", seq) == [
+    (seq,) = db.rows("SELECT seq FROM events WHERE id = 'c'")[0]
+    assert db.rows("SELECT subject, version, state FROM versions WHERE seq = ? ORDER BY step", seq) == [
         ("project/P1", 3, "cancelled"), ("order/O1", 2, "cancelled"), ("order/O2", 2, "cancelled")]
     recorded = engine.recorded("c")
     assert [s.subject for s in recorded.steps] == ["project/P1", "order/O1", "order/O2"]
@@ -200,10 +190,10 @@ def test_an_event_that_cannot_be_stored_as_json_is_refused_before_anything_happe
 
 # -- rehydration ---------------------------------------------------------------------
 def test_reopening_rebuilds_entities_children_ids_clock_and_timers(db):
-    first = Engine(store=SQLiteStore(db))
+    first = Engine(store=db.open())
     feed(first, EXAMPLE.read_bytes().splitlines())
     first.close()
-    again = Engine(store=SQLiteStore(db))
+    again = Engine(store=db.open())
     assert list(again.runtime.entities) == list(first.runtime.entities)  # order of creation
     assert again.runtime.entities == first.runtime.entities
     assert again.runtime.children == first.runtime.children
@@ -213,12 +203,12 @@ def test_reopening_rebuilds_entities_children_ids_clock_and_timers(db):
 
 
 def test_a_timer_armed_before_a_restart_fires_after_it(db):
-    engine = Engine(store=SQLiteStore(db))
+    engine = Engine(store=db.open())
     engine.apply(project())
     engine.apply(agreed())
     engine.apply(ev("s1", "2026-03-05T10:00:00Z", "order.submitted", "order/O1"))
     engine.close()
-    engine = Engine(store=SQLiteStore(db))
+    engine = Engine(store=db.open())
     fired = engine.advance_to("2026-03-19T10:00:00Z")  # exactly 14 days later
     assert [(o.timer, o.cause, o.state) for o in fired] == [("deemed_approval", "s1", "deemed_approved")]
     assert engine.ledger()[0].to_dict() == {
@@ -226,38 +216,38 @@ def test_a_timer_armed_before_a_restart_fires_after_it(db):
         "amount": "100.00", "currency": "USD", "cause": "s1"}
     (item,) = engine.store.pending()
     assert item.effect_id == "timer:deemed_approval:order/O1@2026-03-19T10:00:00Z#1"
-    assert rows(db, "SELECT kind, cause, type FROM events WHERE seq = ?", item.seq) == [
+    assert db.rows("SELECT kind, cause, type FROM events WHERE seq = ?", item.seq) == [
         ("timer", "s1", "timer.deemed_approval")]
     engine.close()
-    again = Engine(store=SQLiteStore(db))
+    again = Engine(store=db.open())
     assert again.get("order/O1").state == "deemed_approved"
     assert again.advance_to("2026-06-01T00:00:00Z") == []  # fired once, never again
 
 
 def test_a_repeat_is_a_duplicate_and_a_reuse_a_conflict_after_a_restart_too(db):
-    engine = Engine(store=SQLiteStore(db))
+    engine = Engine(store=db.open())
     engine.apply(project())
     assert engine.apply(project()).duplicate
     engine.close()
-    engine = Engine(store=SQLiteStore(db))
+    engine = Engine(store=db.open())
     assert engine.apply(project()).duplicate
     with pytest.raises(Conflict, match="applied before with different content"):
         engine.apply(project(currency="EUR"))
-    assert rows(db, "SELECT COUNT(*) FROM events WHERE id = 'p1'") == [(1,)]
+    assert db.rows("SELECT COUNT(*) FROM events WHERE id = 'p1'") == [(1,)]
 
 
 def test_a_digest_stored_at_16_bytes_by_an_earlier_version_still_tells_repeats_apart(db):
-    engine = Engine(store=SQLiteStore(db))
+    if db.kind != "sqlite":
+        pytest.skip("only SQLite files of an earlier version stored 16-byte digests")
+    engine = Engine(store=db.open())
     engine.apply(project())
     engine.close()
     # Digests were the whole BLAKE2b-128 before they became its first 60 bits, an int.
     full = hashlib.blake2b(orjson.dumps(project(), option=orjson.OPT_SORT_KEYS), digest_size=16)
     assert int.from_bytes(full.digest(), "big") >> 68 == digest(project())
     assert digest(project()) < 2**60 and sys.getsizeof(digest(project())) == 32
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE events SET digest = ? WHERE id = 'p1'", (full.digest(),))
-    conn.close()
-    engine = Engine(store=SQLiteStore(db))
+    db.execute("UPDATE events SET digest = ? WHERE id = 'p1'", full.digest())
+    engine = Engine(store=db.open())
     assert engine.apply(project()).duplicate
     with pytest.raises(Conflict, match="applied before with different content"):
         engine.apply(project(currency="EUR"))
@@ -288,11 +278,10 @@ def test_an_event_object_is_stored_with_its_envelope(store):
 
 
 def test_a_store_of_another_schema_version_is_refused(db):
-    SQLiteStore(db).close()
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    db.open().close()
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
     with pytest.raises(StoreError, match="schema 99"):
-        SQLiteStore(db)
+        db.open()
 
 
 # -- subscribers hear only what is committed -----------------------------------------
@@ -301,7 +290,7 @@ def test_subscribers_hear_after_the_commit_and_cannot_undo_it(store, db):
     heard = []
 
     def listener(outcome):
-        heard.append((outcome.cause, rows(db, "SELECT COUNT(*) FROM events WHERE id = ?", outcome.cause)))
+        heard.append((outcome.cause, db.rows("SELECT COUNT(*) FROM events WHERE id = ?", outcome.cause)))
         raise RuntimeError("a listener bug")
 
     engine.subscribe(listener)
@@ -310,19 +299,20 @@ def test_subscribers_hear_after_the_commit_and_cannot_undo_it(store, db):
 
 
 # -- a failed write leaves memory as the store is --------------------------------------
-def test_a_write_that_fails_midway_changes_neither_store_nor_memory(store, monkeypatch):
+def test_a_write_that_fails_midway_changes_neither_store_nor_memory(db, store, monkeypatch):
     engine = Engine(store=store)
     engine.apply(project())
     engine.apply(agreed())
     before = dict(engine.runtime.entities), store.stats(), store.clock()
-    original = Writer._version
+    original = db.writer_class._version
+    error = db.disk_full()
 
     def disk_full(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        raise sqlite3.OperationalError("database or disk is full")
+        raise error
 
-    monkeypatch.setattr(Writer, "_version", disk_full)
-    with pytest.raises(sqlite3.OperationalError):
+    monkeypatch.setattr(db.writer_class, "_version", disk_full)
+    with pytest.raises(type(error)):
         engine.apply(ev("s1", at(T0, days=2), "order.submitted", "order/O1"))
     assert (dict(engine.runtime.entities), store.stats(), store.clock()) == before
     assert "s1" not in engine.runtime.applied
@@ -335,7 +325,7 @@ def test_a_write_that_fails_midway_changes_neither_store_nor_memory(store, monke
 @pytest.fixture
 def two(db):
     """Two engines on one file, as two processes would have."""
-    a, b = Engine(store=SQLiteStore(db)), Engine(store=SQLiteStore(db))
+    a, b = Engine(store=db.open()), Engine(store=db.open())
     yield a, b
     a.close()
     b.close()
@@ -363,12 +353,12 @@ def test_a_stale_writer_gets_a_conflict_error_never_a_lost_update(two, db):
     with pytest.raises(StaleWrite, match="order/O1: version 2 was already written by another writer") as info:
         b.apply(ev("s1", at(T0, days=2), "order.submitted", "order/O1"))
     assert (info.value.subject, info.value.version) == ("order/O1", 2)
-    assert rows(db, "SELECT version, state FROM versions WHERE subject = 'order/O1'") == [
+    assert db.rows("SELECT version, state FROM versions WHERE subject = 'order/O1'") == [
         (1, "agreed"), (2, "in_progress")]
-    assert rows(db, "SELECT COUNT(*) FROM events WHERE id = 's1'") == [(0,)]
+    assert db.rows("SELECT COUNT(*) FROM events WHERE id = 's1'") == [(0,)]
     assert b.runtime.get("order/O1").state == "in_progress"  # memory reloaded from the store
     assert b.apply(ev("s1", at(T0, days=2), "order.submitted", "order/O1")).state == "submitted"
-    assert rows(db, "SELECT version, state FROM versions WHERE subject = 'order/O1'")[-1] == (3, "submitted")
+    assert db.rows("SELECT version, state FROM versions WHERE subject = 'order/O1'")[-1] == (3, "submitted")
 
 
 @pytest.mark.parametrize(("event", "match"), [
@@ -423,25 +413,26 @@ def test_a_failed_delivery_is_delivered_again_with_the_same_id(store):
 
 
 def test_a_crash_between_delivering_and_marking_redelivers_after_a_restart(db, monkeypatch):
-    engine = Engine(store=SQLiteStore(db))
+    engine = Engine(store=db.open())
     ids = _with_effects(engine)
     sent = []
-    monkeypatch.setattr(SQLiteStore, "mark_delivered", lambda self, ids: (_ for _ in ()).throw(
+    marking = "mark_delivered" if db.kind == "sqlite" else "_mark"  # PostgreSQL marks inside drain
+    monkeypatch.setattr(db.store_class, marking, lambda self, *ids: (_ for _ in ()).throw(
         SystemExit("killed after sending")))
     with pytest.raises(SystemExit):
         engine.drain(lambda item: sent.append(item.effect_id))
     monkeypatch.undo()
     engine.close()
-    again = Engine(store=SQLiteStore(db))
+    again = Engine(store=db.open())
     resent = []
     assert again.drain(lambda item: resent.append(item.effect_id)) == 3
     assert sent == [ids[0]] and resent == ids  # at-least-once: the receiver dedupes on the id
 
 
-def test_effect_ids_are_the_same_in_every_store_fed_the_same_events(tmp_path):
+def test_effect_ids_are_the_same_in_every_store_fed_the_same_events(fresh):
     outboxes = []
-    for name in ("one.db", "two.db"):
-        engine = Engine(store=SQLiteStore(tmp_path / name))
+    for _ in range(2):
+        engine = Engine(store=fresh().open())
         feed(engine, EXAMPLE.read_bytes().splitlines())
         engine.advance_to("2026-06-01T00:00:00Z")
         outboxes.append([(i.effect_id, i.kind, dict(i.body)) for i in engine.store.pending(1000)])
@@ -472,8 +463,8 @@ def test_history_names_the_cause_timer_and_cascade_of_every_version(store):
 
 
 # -- export → replay -----------------------------------------------------------------
-def test_the_example_log_round_trips_through_the_store(tmp_path):
-    engine = Engine(store=SQLiteStore(tmp_path / "s.db"))
+def test_the_example_log_round_trips_through_the_store(db, tmp_path):
+    engine = Engine(store=db.open())
     rejected, duplicates = feed(engine, EXAMPLE.read_bytes().splitlines())
     clock = engine.export(tmp_path / "export.jsonl")
     original = replay_path(EXAMPLE)
@@ -487,8 +478,8 @@ def test_the_example_log_round_trips_through_the_store(tmp_path):
     assert {s: e.state for s, e in engine.runtime.entities.items()} == original.entities
 
 
-def test_export_needs_as_of_only_for_time_that_passed_after_the_last_event(tmp_path):
-    engine = Engine(store=SQLiteStore(tmp_path / "s.db"))
+def test_export_needs_as_of_only_for_time_that_passed_after_the_last_event(db, tmp_path):
+    engine = Engine(store=db.open())
     engine.apply(project())
     engine.apply(agreed())
     engine.advance_to("2026-04-02T00:00:00Z")  # the content deadline passes: expired
@@ -498,14 +489,16 @@ def test_export_needs_as_of_only_for_time_that_passed_after_the_last_event(tmp_p
     assert replay_path(tmp_path / "x.jsonl", as_of=clock).entities["order/O1"] == "expired"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(event_logs(max_events=20), st.booleans())
-def test_generated_histories_round_trip_through_the_store(lines, advance):
+def test_generated_histories_round_trip_through_the_store(fresh, lines, advance):
     with tempfile.TemporaryDirectory() as tmp:
+        where = fresh()  # an empty database for each example
         base = Path(tmp)
         original_log = base / "original.jsonl"
         original_log.write_bytes("\n".join(lines).encode("utf-8", "surrogateescape"))
-        engine = Engine(store=SQLiteStore(base / "s.db", synchronous="OFF"))
+        engine = Engine(store=where.open(synchronous="OFF"))
         feed(engine, original_log.read_bytes().splitlines())
         until = engine.clock + timedelta(days=60) if advance and engine.clock else None
         if until is not None:
@@ -517,15 +510,15 @@ def test_generated_histories_round_trip_through_the_store(lines, advance):
         assert exported.rejected == ()
         assert exported.entities == original.entities
         assert ledger(exported.ledger) == ledger(original.ledger)
-        reopened = Engine(store=SQLiteStore(base / "s.db"))
+        reopened = Engine(store=where.open())
         assert {s: e.state for s, e in reopened.runtime.entities.items()} == original.entities
         assert ledger(reopened.ledger()) == ledger(original.ledger)
         reopened.close()
 
 
 @pytest.mark.parametrize("limit", [1, 2, 7, 1000])
-def test_the_ledger_in_pages_is_the_whole_ledger_in_order(limit):
-    engine = Engine(store=MemoryStore())
+def test_the_ledger_in_pages_is_the_whole_ledger_in_order(db, limit):
+    engine = Engine(store=db.open())
     feed(engine, EXAMPLE.read_bytes().splitlines())
     whole = engine.ledger()
     pages, after = [], None
@@ -541,8 +534,8 @@ def test_the_ledger_in_pages_is_the_whole_ledger_in_order(limit):
     engine.close()
 
 
-def test_following_a_growing_ledger_shows_each_new_line_once():
-    engine = Engine(store=MemoryStore())
+def test_following_a_growing_ledger_shows_each_new_line_once(db):
+    engine = Engine(store=db.open())
     assert engine.ledger_page() == LedgerPage((), None, more=False)
     engine.apply(project())
     engine.apply(agreed(review="auto"))
@@ -581,3 +574,58 @@ def test_memory_store_behaves_like_the_file(tmp_path):
     with pytest.raises(StoreError, match="closed"):
         engine.apply(project("p9", "P9", time=datetime(2027, 1, 1, tzinfo=UTC)))
 
+
+
+def test_a_nul_character_in_an_id_or_subject_is_refused_cleanly_and_stores_nothing(db):
+    # PostgreSQL's text cannot hold NUL: that store refuses such an event as invalid (a
+    # 422 in the service, never a 500) and keeps nothing of it; SQLite keeps it.
+    engine = Engine(store=db.open())
+    engine.apply(project())
+    for field, event in (("id", project("p\x00", "P2")), ("subject", project("p3", "P\x003"))):
+        if db.kind == "sqlite":
+            assert engine.apply(event).state == "active"
+            continue
+        with pytest.raises(EventRejected, match="NUL character") as info:
+            engine.apply(event)
+        assert info.value.field == field
+    if db.kind == "postgres":
+        assert engine.store.stats()["inputs"] == 1 and engine.get("project/P\x003") is None
+    engine.close()
+
+
+def test_two_drainers_on_postgresql_deliver_each_effect_once(db):
+    # FOR UPDATE SKIP LOCKED: a second replica's drain skips the batch the first holds.
+    if db.kind != "postgres":
+        pytest.skip("SQLite's drain is for one process at a time (at-least-once across several)")
+    import threading
+
+    engine = Engine(store=db.open())
+    feed(engine, EXAMPLE.read_bytes().splitlines())
+    engine.advance_to("2026-06-01T00:00:00Z")
+    total = engine.store.stats()["pending"]
+    stores = [db.open(), db.open()]
+    delivered: list[str] = []
+    both_in = threading.Barrier(2)
+
+    def drain(store) -> None:
+        first = [True]
+
+        def deliver(item) -> None:
+            if first[0]:  # both drainers hold a batch at the same time
+                first[0] = False
+                both_in.wait(timeout=30)
+            delivered.append(item.effect_id)
+
+        while store.drain(deliver, limit=5):
+            pass
+
+    threads = [threading.Thread(target=drain, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(delivered) == sorted(set(delivered)) and len(delivered) == total > 10
+    assert engine.store.stats()["pending"] == 0
+    for store in stores:
+        store.close()
+    engine.close()

@@ -26,7 +26,7 @@ import graphviz
 
 from .model import INITIAL, Diagram, EdgeKind, Fork, Node
 from .overlay import Overlay
-from .style import COLORS, KIND_COLOR, legend, printable, wrap
+from .style import COLORS, KIND_COLOR, legend, printable, senders, wrap
 from .trace import PathStep
 
 __all__ = ["RENDER_FORMATS", "GraphvizMissing", "RenderError", "render", "to_dot"]
@@ -123,6 +123,8 @@ def to_dot(diagram: Diagram, overlay: Overlay | None = None) -> str:
                 f'<font point-size="18"><b>{escape(title)}</b></font>',
                 f'<font point-size="11" color="{COLORS["muted"]}">{escape(subtitle)}</font>',
                 f'<font point-size="10" color="{COLORS["muted"]}">{escape(legend(diagram))}</font>',
+                *([f'<font point-size="10" color="{COLORS["muted"]}">{escape(senders(diagram))}</font>']
+                  if diagram.senders else []),
             ]),
             "labelloc": "t",
             "fontname": FONT,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from .model import INITIAL, Diagram, EdgeKind, Fork
 from .overlay import Overlay
-from .style import COLORS, KIND_COLOR, legend, printable
+from .style import COLORS, KIND_COLOR, legend, printable, senders
 from .trace import PathStep
 
 __all__ = ["to_mermaid"]
@@ -98,6 +98,7 @@ def to_mermaid(diagram: Diagram, overlay: Overlay | None = None) -> str:
     # The title is YAML front matter: a JSON string is a valid YAML scalar, colons and all.
     out.lines += ["---", f"title: {json.dumps(printable(title), ensure_ascii=False)}", "---", "flowchart TB",
                   f"    %% {printable(note)}", f"    %% {printable(legend(diagram, final='thick border'))}",
+                  *([f"    %% {printable(senders(diagram))}"] if diagram.senders else []),
                   f'    {_INITIAL_ID}((" "))']
     for node in diagram.nodes:
         if node.group is None:

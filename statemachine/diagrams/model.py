@@ -137,6 +137,9 @@ class Diagram:
     description: str
     nodes: tuple[Node, ...]
     forks: tuple[Fork, ...]
+    #: Who may send which trigger (``Input.parties``): ``(parties, triggers)`` pairs in
+    #: declaration order, triggers grouped by the same parties.
+    senders: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
 
     @property
     def groups(self) -> tuple[tuple[str, tuple[Node, ...]], ...]:
@@ -218,7 +221,12 @@ def build_diagram(lifecycle: Lifecycle | CompiledLifecycle) -> Diagram:
         for part in parts.values():
             ident = f"{trigger}_{len(forks)}"
             forks.append(_fork(compiled, ident, trigger, tuple(part), transitions, timers))
-    return Diagram(lc.name, lc.title, lc.description, nodes, tuple(forks))
+    senders: dict[tuple[str, ...], list[str]] = {}
+    for declared in lc.inputs:
+        if declared.parties and declared.trigger not in senders.setdefault(declared.parties, []):
+            senders[declared.parties].append(declared.trigger)
+    return Diagram(lc.name, lc.title, lc.description, nodes, tuple(forks),
+                   tuple((who, tuple(triggers)) for who, triggers in senders.items()))
 
 
 def _candidates(compiled: CompiledLifecycle, source: str, trigger: str,

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from ..limits import printable
 from .model import Diagram, EdgeKind
 
-__all__ = ["COLORS", "KIND_COLOR", "legend", "printable", "wrap"]
+__all__ = ["COLORS", "KIND_COLOR", "legend", "printable", "senders", "wrap"]
 
 COLORS = {
     "text": "#1a202c",
@@ -64,3 +64,11 @@ def legend(diagram: Diagram, *, final: str = "double border") -> str:
     keys.append("label: trigger [guards] / money")
     return " · ".join(keys)
 
+
+def senders(diagram: Diagram) -> str:
+    """Who may send which trigger, in one line (empty when the lifecycle does not say):
+    ``sent by advertiser or platform: create · provider: start, submit``."""
+    if not diagram.senders:
+        return ""
+    return "sent by " + " · ".join(f"{' or '.join(who)}: {', '.join(triggers)}"
+                                   for who, triggers in diagram.senders)

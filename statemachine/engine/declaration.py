@@ -158,11 +158,16 @@ class Input:
     """An external event type (``order.submitted``) and the trigger it fires.
 
     ``fields`` are :class:`Field` s, or a mapping of required fields to their parsers
-    (``{"reason": fields.text}``)."""
+    (``{"reason": fields.text}``). ``parties`` declares who may send it
+    (``("advertiser",)``): the parties an authenticating service
+    (``statemachine.service.auth``) lets through, and what the diagrams print beside the
+    trigger. Empty: the lifecycle does not say (anyone).
+    """
 
     type: str
     trigger: str
     fields: tuple[Field, ...] = attrs.field(default=(), converter=lambda v: _fields(v))
+    parties: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -28,7 +28,7 @@ from ..engine import (
 from ..engine import fields as f
 from ..money import MoneyError, validate_written
 from ..timeutil import format_instant, later
-from . import policy
+from . import parties, policy
 from .effects import PaymentReleased, RefundIssued
 
 __all__ = ["ORDER"]
@@ -240,11 +240,11 @@ ORDER = Lifecycle(
             Field("project", f.identifier, description="the project's id, without project/"),
             Field("fee", f.decimal, description="in the project's currency"),
             Field("review", f.choice("manual", "auto")),
-        )),
-        Input("order.started", "start"),
-        Input("order.submitted", "submit"),
-        Input("order.approved", "approve"),
-        Input("order.rejected", "reject"),
-        Input("order.resubmitted", "resubmit"),
+        ), parties=parties.BUYER),
+        Input("order.started", "start", parties=parties.DELIVERER),
+        Input("order.submitted", "submit", parties=parties.DELIVERER),
+        Input("order.approved", "approve", parties=(parties.ADVERTISER,)),
+        Input("order.rejected", "reject", parties=(parties.ADVERTISER,)),
+        Input("order.resubmitted", "resubmit", parties=parties.DELIVERER),
     ),
 )

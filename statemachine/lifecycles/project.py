@@ -28,7 +28,7 @@ from ..engine import (
 )
 from ..engine import fields as f
 from ..timeutil import format_instant
-from . import policy
+from . import parties, policy
 from .effects import AccountCredited, CancellationEffective, NotificationRequested
 
 __all__ = ["PROJECT_CREATOR", "PROJECT_PARTNER"]
@@ -71,7 +71,9 @@ def _unsettled_reason(ctx: Context) -> str:
 # -- actions --------------------------------------------------------------------------
 def _record_creation(ctx: Context) -> Iterator[Any]:
     yield Assign({"kind": ctx.params["kind"], "currency": ctx.params["currency"],
-                  "deadline": ctx.params["deadline"], "created_event": ctx.event_id})
+                  "deadline": ctx.params["deadline"], "created_event": ctx.event_id,
+                  # The parties' account ids, when given (logs without them still replay).
+                  **{party: ctx.params[party] for party in policy.PARTIES if party in ctx.params}})
 
 
 def _record_request(ctx: Context) -> Iterator[Any]:
@@ -154,19 +156,22 @@ INPUTS = (
         Field("kind", f.choice("creator", "partner")),
         Field("currency", f.currency, description="ISO 4217"),
         Field("deadline", f.instant, description="the content deadline"),
-    )),
+        Field("advertiser", f.identifier, required=False, description="the advertiser's account id"),
+        Field("provider", f.identifier, required=False, description="the provider's account id"),
+    ), parties=parties.BUYER),
     Input("project.cancellation_requested", "request_cancellation",
-          (_BY, Field("reason", f.text, required=False))),
-    Input("project.cancellation_accepted", "accept_cancellation", (_BY,)),
-    Input("project.cancellation_declined", "decline_cancellation", (_BY,)),
-    Input("project.cancellation_withdrawn", "withdraw_cancellation", (_BY,)),
-    Input("project.completed", "complete"),
+          (_BY, Field("reason", f.text, required=False)), parties=parties.BOTH_SIDES),
+    Input("project.cancellation_accepted", "accept_cancellation", (_BY,), parties=parties.BOTH_SIDES),
+    Input("project.cancellation_declined", "decline_cancellation", (_BY,), parties=parties.BOTH_SIDES),
+    Input("project.cancellation_withdrawn", "withdraw_cancellation", (_BY,), parties=parties.BOTH_SIDES),
+    Input("project.completed", "complete", parties=parties.BUYER),
 )
 REVIEW_INPUT = Input("project.cancellation_reviewed", "review_cancellation",
-                     (Field("approved", f.boolean),))
+                     (Field("approved", f.boolean),), parties=parties.PLATFORM_ONLY)
 
 #: What the actions assign, in the order they first do (``Lifecycle.data``).
-DATA = ("kind", "currency", "deadline", "created_event", "requested_by", "reason", "stages")
+DATA = ("kind", "currency", "deadline", "created_event", "advertiser", "provider", "requested_by",
+        "reason", "stages")
 
 _ACTIVE = State("active", "The collaboration runs; orders are agreed and delivered.")
 _PENDING = State("cancellation_pending", "Waiting for the other party to accept or decline.",

@@ -27,6 +27,7 @@ from ..engine import (
 from ..engine import fields as f
 from ..money import MoneyError, format_amount, validate_written
 from ..timeutil import format_instant
+from . import parties
 from .effects import Charged, HoldPlaced, HoldReleased
 
 __all__ = ["PROMOTION"]
@@ -154,10 +155,10 @@ PROMOTION = Lifecycle(
             Field("budget", f.decimal),
             Field("currency", f.currency, description="ISO 4217"),
             Field("end", f.instant),
-        )),
-        Input("promotion.approved", "approve"),
-        Input("promotion.not_approved", "not_approve"),
-        Input("promotion.turned_off", "turn_off"),
-        Input("promotion.spent", "spend", (Field("amount", f.decimal),)),
+        ), parties=parties.BUYER),
+        Input("promotion.approved", "approve", parties=parties.PLATFORM_ONLY),
+        Input("promotion.not_approved", "not_approve", parties=parties.PLATFORM_ONLY),
+        Input("promotion.turned_off", "turn_off", parties=parties.BUYER),
+        Input("promotion.spent", "spend", (Field("amount", f.decimal),), parties=parties.PLATFORM_ONLY),
     ),
 )

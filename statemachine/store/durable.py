@@ -37,8 +37,8 @@ from typing import Any
 import structlog
 
 from ..engine.runtime import Decision, Entity, Event, Outcome, Runtime
+from .contract import Store
 from .errors import StaleWrite
-from .sqlite import SQLiteStore
 
 __all__ = ["DurableRuntime"]
 
@@ -58,9 +58,9 @@ def _problem(event: str, *, exc_info: bool = False, **fields: Any) -> None:
 
 
 class DurableRuntime:
-    """A :class:`Runtime` kept in step with a :class:`SQLiteStore` (see module docs)."""
+    """A :class:`Runtime` kept in step with a store (SQLite or PostgreSQL; module docs)."""
 
-    def __init__(self, runtime: Runtime, store: SQLiteStore) -> None:
+    def __init__(self, runtime: Runtime, store: Store) -> None:
         self.runtime = runtime
         self.store = store
         self.lock: threading.RLock = store.lock

@@ -13,7 +13,13 @@ Routes::
     GET  /ledger                               every money line and the totals
     GET  /ledger?limit=N&after=CURSOR          the same lines in pages (no totals)
     POST /clock        {"time": "…"}           let time pass: fire the timers due
-    GET  /health                               row counts and the clock
+    GET  /health                               whether the store answers, row counts, the clock
+    GET  /metrics                              Prometheus text format (:mod:`.metrics`)
+
+With ``auth`` (:mod:`.auth`) every route but ``/health`` and ``/metrics`` needs a bearer
+token (401 without a known one) and an event goes through only as its party may send it
+(403). With ``timer_interval`` the timers due on the wall clock fire by themselves
+(:mod:`.clock`).
 
 Errors are RFC 9457 problem details (``application/problem+json``): ``type``,
 ``title``, ``status``, ``detail`` and ``field`` (the offending field, or ``null``
@@ -29,21 +35,21 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
-from pathlib import Path
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .api import Engine, EntityView
-from .edge import DEFAULT_MAX_BODY, DEFAULT_SKEW, Edge, Refused, text_fields, utc_now
-from .engine import (
+from ..api import Engine, EntityView
+from ..edge import DEFAULT_MAX_BODY, DEFAULT_SKEW, Edge, Refused, text_fields
+from ..engine import (
     Conflict,
     Domain,
     Entity,
@@ -54,14 +60,19 @@ from .engine import (
     TransitionRefused,
     UnknownEntity,
 )
-from .envelope import MalformedEvent, loads
-from .http_schema import document
-from .lifecycles import DOMAIN
-from .limits import ENV_ERROR, LIMITS, Limits
-from .replay.report import LedgerLine, Report
-from .store import LedgerPosition, OutboxItem, Recorded, SQLiteStore, StaleWrite
-from .store.codec import plain
-from .timeutil import format_instant, parse_instant
+from ..envelope import MalformedEvent, loads
+from ..http_schema import document
+from ..lifecycles import DOMAIN
+from ..lifecycles.parties import PLATFORM
+from ..limits import ENV_ERROR, LIMITS, Limits
+from ..replay.report import LedgerLine, Report
+from ..store import LedgerPosition, OutboxItem, Recorded, StaleWrite
+from ..store.codec import plain
+from ..store.opening import open_store
+from ..timeutil import format_instant, parse_instant
+from .auth import Forbidden, Principal, Tokens, authorize
+from .clock import Clock, TimerFiring, utc_now
+from .metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["PROBLEM_JSON", "Problem", "create_app"]
 
@@ -77,12 +88,14 @@ class Problem(Exception):
                  field: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status = status
+        self.headers: dict[str, str] | None = None  # e.g. WWW-Authenticate on a 401
         self.body = {"type": _TYPE + slug, "title": title, "status": status, "detail": detail,
                      "field": field, **extra}
 
 
 def _problem(problem: Problem) -> JSONResponse:
-    return JSONResponse(problem.body, status_code=problem.status, media_type=PROBLEM_JSON)
+    return JSONResponse(problem.body, status_code=problem.status, media_type=PROBLEM_JSON,
+                        headers=problem.headers)
 
 
 # -- events -------------------------------------------------------------------------
@@ -135,7 +148,8 @@ def _answer(recorded: Recorded, duplicate: bool) -> dict[str, Any]:
     }
 
 
-def _post_event(engine: Engine, raw: bytes, edge: Edge | None = None) -> dict[str, Any]:
+def _post_event(engine: Engine, raw: bytes, who: Principal | None = None,
+                edge: Edge | None = None) -> dict[str, Any]:
     if not raw.strip():
         raise Problem(400, "malformed-json", "The body is not one JSON event",
                       "the request body is empty; send one event envelope as JSON")
@@ -150,10 +164,25 @@ def _post_event(engine: Engine, raw: bytes, edge: Edge | None = None) -> dict[st
     event_id = event_id if isinstance(event_id, str) else None
     if edge is not None:
         edge.check_event(envelope)  # a time too far ahead, a service limit: nothing moves
+    if who is not None and isinstance(envelope, dict):  # --auth: may this party send it?
+        try:
+            envelope = authorize(engine, who, envelope)
+        except Forbidden as exc:
+            raise Problem(403, "forbidden", "This party may not send this event", exc.reason,
+                          field=exc.field, event_id=event_id) from None
     try:
         outcome = engine.apply(envelope)
     except EventRejected as exc:
-        raise _rejection(exc, event_id) from None
+        if who is not None and isinstance(exc, TransitionRefused) and exc.field == "data.by":
+            # A guard on who acts refused the token's own party (an advertiser accepting
+            # its own cancellation): the caller may not do this, whatever it sends.
+            raise Problem(403, "forbidden", "This party may not send this event now", exc.reason,
+                          field="data.by", event_id=event_id, state=exc.state, trigger=exc.trigger,
+                          guard=exc.guard) from None
+        problem = _rejection(exc, event_id)
+        if isinstance(exc, OutOfOrder) and engine.clock is not None:  # what "older" is measured by
+            problem.body["clock"] = format_instant(engine.clock)
+        raise problem from None
     except StaleWrite as exc:
         raise Problem(409, "stale-write", "Another writer changed the entity first",
                       f"{exc.reason}; send the event again", field="subject", event_id=event_id,
@@ -234,7 +263,7 @@ def _entity_view(engine: Engine, subject: str) -> dict[str, Any]:
         "ledger": money["ledger"],
     }
     if isinstance(entity, EntityView):  # Ads Manager (issue 14): effective statuses, descendants
-        from .ads_view import ads_view
+        from ..ads_view import ads_view
 
         view.update(ads_view(engine, entity))
     return view
@@ -245,7 +274,7 @@ def _diagram(engine: Engine, subject: str) -> bytes:
     path it took (read from the store, not replayed) laid over it, as SVG."""
     entity = _entity(engine, subject)
     try:
-        from .diagrams import (
+        from ..diagrams import (
             GraphvizMissing,
             PathStep,
             RenderError,
@@ -289,18 +318,24 @@ async def _drain_forever(engine: Engine, interval: float) -> None:
 
 
 def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | None = None,
-               drain_interval: float | None = 1.0, clock: Callable[[], datetime] | None = None,
+               drain_interval: float | None = 1.0, clock: Clock | None = None,
+               timer_interval: float | None = 0.25, auth: Tokens | None = None,
                clock_skew: timedelta = DEFAULT_SKEW, max_body: int = DEFAULT_MAX_BODY,
                limits: Limits | None = None, domain: Domain | None = None) -> FastAPI:
-    """The service over the store at ``db`` (or over ``engine``, which the caller owns).
+    """The service over the store at ``db`` (a SQLite path or a ``postgresql://`` URL),
+    or over ``engine``, which the caller owns.
 
     With ``drain_interval`` the outbox is drained every so many seconds by logging each
     effect (a stand-in for a payment system); ``None`` or 0 leaves it to others.
     ``domain``: the lifecycles an engine opened on ``db`` runs (default: ours).
-    ``clock`` is the wall clock (timezone-aware UTC; default: the real one): event and
-    ``/clock`` times more than ``clock_skew`` ahead of it are refused (422), bodies over
+    ``clock`` is the wall clock the service's edge reads (an aware datetime; default: the
+    real UTC now): every ``timer_interval`` seconds the timers due on it fire
+    (:mod:`.clock`); ``None`` or 0 leaves time to ``POST /clock``. Event and ``/clock``
+    times more than ``clock_skew`` ahead of it are refused (422), bodies over
     ``max_body`` bytes get 413, and ``limits`` may tighten the envelope's
     (:mod:`statemachine.edge`).
+    With ``auth`` (:mod:`.auth`) every route but ``/health`` and ``/metrics`` needs a
+    bearer token, and an event only goes through as its party may send it.
     """
     if ENV_ERROR is not None:
         raise ValueError(ENV_ERROR)
@@ -315,22 +350,30 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
-        app.state.engine = engine or Engine(domain, store=SQLiteStore(Path(db)))  # type: ignore[arg-type]
+        app.state.engine = engine or Engine(domain, store=open_store(os.fspath(db)))  # type: ignore[arg-type]
         drainer = None
         if drain_interval:
             drainer = asyncio.create_task(_drain_forever(app.state.engine, drain_interval))
+        app.state.timers = ticker = None
+        if timer_interval:
+            app.state.timers = TimerFiring(app.state.engine, clock or utc_now, timer_interval,
+                                           on_fired=metrics.fired)
+            ticker = asyncio.create_task(app.state.timers.run_forever())
         try:
             yield
         finally:
-            if drainer is not None:
-                drainer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await drainer
+            for task in (drainer, ticker):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if own:
                 app.state.engine.close()
 
+    metrics = Metrics(i.type for lc in domain.lifecycles for i in lc.inputs)
     app = FastAPI(title="collab-lifecycles", version="0.1.0", lifespan=lifespan,
-                  summary="Orders, projects and promotions as explicit state machines")
+                  summary="Orders, projects and promotions as explicit state machines",
+                  dependencies=[Depends(_authenticator(auth))])
 
     fastapi_openapi = app.openapi
     precise = lambda: document(fastapi_openapi(), domain, max_body=edge.max_body)  # noqa: E731
@@ -338,6 +381,7 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+        _log_refusal(request, exc)
         return _problem(exc)
 
     @app.exception_handler(Refused)
@@ -379,7 +423,17 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
               openapi_extra=envelope_body)
     async def post_event(request: Request) -> JSONResponse:
         raw = await edge.read_body(request)
-        return JSONResponse(await run_in_threadpool(_post_event, engine_of(request), raw, edge))
+        who = getattr(request.state, "principal", None)
+        started = time.perf_counter()
+        try:
+            answer = await run_in_threadpool(_post_event, engine_of(request), raw, who, edge)
+        except Problem as problem:
+            metrics.event(_type_of(raw), rejected=problem.body["type"].removeprefix(_TYPE))
+            raise
+        finally:
+            metrics.latency.observe(time.perf_counter() - started)
+        metrics.event(answer["type"], duplicate=answer["duplicate"])
+        return JSONResponse(answer)
 
     @app.get("/entities/{subject:path}/diagram.svg", summary="The entity's path on its lifecycle")
     async def get_diagram(subject: str, request: Request) -> Response:
@@ -404,15 +458,35 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
 
     @app.post("/clock", summary="Let time pass: fire the timers due up to a time")
     async def post_clock(request: Request) -> JSONResponse:
+        who = getattr(request.state, "principal", None)
+        if who is not None and who.party != PLATFORM:
+            raise Problem(403, "forbidden", "Only the platform may move the clock",
+                          f"a {who.party} may not move the clock; the platform may")
         raw = await edge.read_body(request)
         return JSONResponse(await run_in_threadpool(_advance, engine_of(request), raw, edge))
 
-    @app.get("/health", summary="Row counts and the clock")
+    @app.get("/health", summary="Whether the store answers; row counts and the clock")
     async def health(request: Request) -> JSONResponse:
         engine = engine_of(request)
-        stats = await run_in_threadpool(engine.store.stats) if engine.store is not None else {}
+        try:
+            stats = await run_in_threadpool(engine.store.stats) if engine.store is not None else {}
+        except Exception as exc:  # the database is down: say so, as a 503 a probe understands
+            if structlog.is_configured():
+                _log.warning("health.store_unavailable", error=str(exc))
+            return JSONResponse({"status": "unavailable", "store": f"not answering: {type(exc).__name__}"},
+                                status_code=503)
         clock = engine.clock
-        return JSONResponse({"status": "ok", "clock": format_instant(clock) if clock else None, **stats})
+        return JSONResponse({"status": "ok", "store": "ok",
+                             "clock": format_instant(clock) if clock else None, **stats})
+
+    @app.get("/metrics", summary="Prometheus metrics (text format)")
+    async def get_metrics(request: Request) -> Response:
+        engine = engine_of(request)
+        try:
+            pending = (await run_in_threadpool(engine.store.stats))["pending"] if engine.store else None
+        except Exception:  # a scrape still answers; /health tells that the store is down
+            pending = None
+        return Response(metrics.render(pending), media_type=CONTENT_TYPE)
 
     return app
 
@@ -437,3 +511,48 @@ def _advance(engine: Engine, raw: bytes, edge: Edge | None = None) -> dict[str, 
         "fired": [{"timer": o.timer, "cause": o.cause, "time": format_instant(o.time),
                    "subject": o.steps[0].subject, "state": o.state} for o in fired],
     }
+
+
+# -- who is asking (--auth) ----------------------------------------------------------
+#: Routes open to anyone even with --auth: probes and scrapers carry no party's token.
+_OPEN_PATHS = frozenset({"/health", "/metrics"})
+
+
+def _authenticator(tokens: Tokens | None) -> Any:
+    """The app-wide dependency: with ``tokens``, a request without a known bearer token
+    is a 401 before its body is read; the principal goes on ``request.state``."""
+
+    async def authenticate(request: Request) -> None:
+        request.state.principal = None
+        if tokens is None or request.url.path in _OPEN_PATHS:
+            return
+        who = tokens.identify(request.headers.get("authorization"))
+        if who is None:
+            given = "authorization" in request.headers
+            problem = Problem(401, "unauthenticated", "A valid bearer token is needed",
+                              "the bearer token is not one this service knows" if given else
+                              "send Authorization: Bearer <token> (see the service's --auth file)")
+            problem.headers = {"WWW-Authenticate": 'Bearer realm="collab-lifecycles"'}
+            raise problem
+        request.state.principal = who
+
+    return authenticate
+
+
+def _log_refusal(request: Request, problem: Problem) -> None:
+    """Every refusal, with the account that asked (never its token)."""
+    if not structlog.is_configured():
+        return
+    who: Principal | None = getattr(request.state, "principal", None)
+    _log.warning("request.refused", status=problem.status, problem=problem.body["type"].removeprefix(_TYPE),
+                 method=request.method, path=request.url.path, detail=problem.body["detail"],
+                 party=who.party if who else None, account=who.account if who else None)
+
+
+def _type_of(raw: bytes) -> object:
+    """The ``type`` of a refused body, when it has one (for the metrics' label)."""
+    try:
+        envelope = loads(raw)
+    except (MalformedEvent, RecursionError):
+        return None
+    return envelope.get("type") if isinstance(envelope, dict) else None
