@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from .streams import STDERR
 from .timeutil import format_instant, parse_instant
 
 __all__ = ["main"]
@@ -26,7 +27,7 @@ def _configure_logging(verbose: bool) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.DEBUG if verbose else logging.WARNING
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(STDERR),
         cache_logger_on_first_use=True,
     )
 

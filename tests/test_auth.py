@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from live import Live
+from live import STORY_SKEW, Live
 
 from statemachine.lifecycles import DOMAIN
 from statemachine.service import create_app
@@ -53,7 +53,8 @@ def auth_file(tmp_path):
 
 @pytest.fixture
 def served(db, auth_file):
-    app = create_app(db.target, auth=load_tokens(auth_file), drain_interval=None, timer_interval=None)
+    app = create_app(db.target, auth=load_tokens(auth_file), drain_interval=None, timer_interval=None,
+                     clock_skew=STORY_SKEW)
     with Live(app) as client:
         yield client
 

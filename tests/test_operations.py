@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live import FakeClock, Live, wait_until
+from live import STORY_SKEW, FakeClock, Live, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from statemachine.api import Engine
@@ -33,7 +33,8 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_metrics_count_applied_duplicate_rejected_timers_latency_and_the_outbox(db):
     clock = FakeClock(datetime(2032, 1, 1, tzinfo=UTC))
-    app = create_app(db.target, clock=clock, drain_interval=None, timer_interval=0.02)
+    app = create_app(db.target, clock=clock, drain_interval=None, timer_interval=0.02,
+                     clock_skew=STORY_SKEW)
     created = {"id": "p1", "time": "2032-01-01T00:00:00Z", "type": "project.created",
                "subject": "project/P-1",
                "data": {"kind": "creator", "currency": "USD", "deadline": "2032-06-01T00:00:00Z"}}
@@ -69,7 +70,7 @@ def test_metrics_count_applied_duplicate_rejected_timers_latency_and_the_outbox(
 
 def test_health_says_when_the_store_does_not_answer(tmp_path):
     engine = Engine(store=SQLiteStore(tmp_path / "h.db"))
-    app = create_app(engine=engine, drain_interval=None, timer_interval=None)
+    app = create_app(engine=engine, drain_interval=None, timer_interval=None, clock_skew=STORY_SKEW)
     with Live(app) as client:
         healthy = client.get("/health")
         assert healthy.status_code == 200 and healthy.json()["store"] == "ok"
@@ -114,7 +115,8 @@ def test_the_example_service_on_either_store_with_json_logs(db, port, tmp_path):
     log = tmp_path / "service.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, str(SERVICE), "--port", str(port), "--db", db.target,
-                                    "--log-format", "json", "-v", "--timer-interval", "0.05"],
+                                    "--log-format", "json", "-v", "--timer-interval", "0.05",
+                                    "--clock-skew", str(int(STORY_SKEW.total_seconds()))],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -577,19 +577,15 @@ def test_memory_store_behaves_like_the_file(tmp_path):
 
 
 def test_a_nul_character_in_an_id_or_subject_is_refused_cleanly_and_stores_nothing(db):
-    # PostgreSQL's text cannot hold NUL: that store refuses such an event as invalid (a
-    # 422 in the service, never a 500) and keeps nothing of it; SQLite keeps it.
+    # Ids and subjects are printable (issue 17), so a NUL never reaches either store
+    # (PostgreSQL's text could not hold it): refused as invalid, nothing of it kept.
     engine = Engine(store=db.open())
     engine.apply(project())
     for field, event in (("id", project("p\x00", "P2")), ("subject", project("p3", "P\x003"))):
-        if db.kind == "sqlite":
-            assert engine.apply(event).state == "active"
-            continue
-        with pytest.raises(EventRejected, match="NUL character") as info:
+        with pytest.raises(EventRejected, match="unprintable character U\\+0000") as info:
             engine.apply(event)
         assert info.value.field == field
-    if db.kind == "postgres":
-        assert engine.store.stats()["inputs"] == 1 and engine.get("project/P\x003") is None
+    assert engine.store.stats()["inputs"] == 1 and engine.get("project/P\x003") is None
     engine.close()
 
 

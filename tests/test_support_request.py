@@ -284,10 +284,11 @@ def test_one_charge_per_agreement_every_influencer_told_once_and_escalations_on_
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_create_app_serves_the_domain_it_is_given(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
+    from live import STORY_SKEW
 
     from statemachine.service import create_app
 
-    app = create_app(tmp_path / "support.db", domain=DOMAIN, drain_interval=None)
+    app = create_app(tmp_path / "support.db", domain=DOMAIN, drain_interval=None, clock_skew=STORY_SKEW)
     with TestClient(app) as client:
         for raw in LOG.read_text().splitlines()[:6]:
             assert client.post("/events", content=raw,

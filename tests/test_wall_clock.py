@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from live import FakeClock, Live, wait_until
+from live import STORY_SKEW, FakeClock, Live, wait_until
 
 from statemachine.replay import replay_path
 from statemachine.service import create_app
@@ -44,7 +44,8 @@ def state(client, subject: str) -> str:
 
 def test_the_fee_is_released_on_day_14_with_no_further_request(db, tmp_path):
     clock = FakeClock(T0)
-    app = create_app(db.target, clock=clock, drain_interval=None, timer_interval=0.02)
+    app = create_app(db.target, clock=clock, drain_interval=None, timer_interval=0.02,
+                     clock_skew=STORY_SKEW)
     with Live(app) as client:
         story(client)
         clock.move(hours=2, minutes=1)
@@ -79,7 +80,8 @@ def test_the_fee_is_released_on_day_14_with_no_further_request(db, tmp_path):
 
 def test_two_instances_on_one_database_fire_a_timer_once(db):
     clock = FakeClock(T0)
-    apps = [create_app(db.target, clock=clock, drain_interval=None, timer_interval=0.02)
+    apps = [create_app(db.target, clock=clock, drain_interval=None, timer_interval=0.02,
+                     clock_skew=STORY_SKEW)
             for _ in range(2)]
     with Live(apps[0]) as first, Live(apps[1]) as second:
         story(first)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..engine import Action, Assign, Context, Field, Guard, Input, Lifecycle, Parent, Transition
 from ..engine import fields as f
-from . import ads
+from . import ads, parties
 
 __all__ = ["AD"]
 
@@ -57,6 +57,7 @@ AD = Lifecycle(
                    description="its campaign's end passed"),
     ),
     inputs=(*ads.inputs("ad", (Field("ad_group", f.identifier, description="the ad group's id"),)),
-            Input("ad.spent", "spend", (Field("amount", f.decimal),))),
+            # Spend is reported by the delivery system: the platform's, as for promotions.
+            Input("ad.spent", "spend", (Field("amount", f.decimal),), parties=parties.PLATFORM_ONLY)),
     status=ads.derived,
 )

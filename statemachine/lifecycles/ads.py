@@ -39,6 +39,7 @@ from ..engine import (
 )
 from ..engine import fields as f
 from ..money import MoneyError, format_amount, validate_amount
+from . import parties
 from .effects import BudgetCharged, BudgetHoldPlaced, BudgetHoldReleased
 
 __all__ = [
@@ -453,9 +454,10 @@ def creations(guards: tuple[str, ...], actions: tuple[str, ...]) -> tuple[Transi
 def inputs(kind: str, created: tuple[Field, ...]) -> tuple[Input, ...]:
     status = Field("status", f.choice(ON, OFF), required=False,
                    description="on (default) or off; null counts as absent")
+    # The advertiser builds and toggles its campaigns (or the platform on its behalf).
     return (
-        Input(f"{kind}.created", "create", (*created, status)),
-        Input(f"{kind}.turned_on", "turn_on"),
-        Input(f"{kind}.turned_off", "turn_off"),
-        Input(f"{kind}.deleted", "delete"),
+        Input(f"{kind}.created", "create", (*created, status), parties=parties.BUYER),
+        Input(f"{kind}.turned_on", "turn_on", parties=parties.BUYER),
+        Input(f"{kind}.turned_off", "turn_off", parties=parties.BUYER),
+        Input(f"{kind}.deleted", "delete", parties=parties.BUYER),
     )

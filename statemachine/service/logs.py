@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-import sys
 
 import structlog
+
+from ..streams import STDERR
 
 __all__ = ["configure_logging", "is_loopback"]
 
@@ -25,7 +26,7 @@ def configure_logging(level: int, fmt: str = "text") -> None:
         raise ValueError(f"log format must be text or json, not {fmt!r}")
     structlog.configure(processors=processors,
                         wrapper_class=structlog.make_filtering_bound_logger(level),
-                        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+                        logger_factory=structlog.PrintLoggerFactory(STDERR),
                         cache_logger_on_first_use=False)
 
 
