@@ -102,7 +102,8 @@ def load(path: Path) -> list[Mutant]:
         missing = [k for k in ("id", "file", "original", "replacement", "why") if k not in entry]
         unknown = set(entry) - {"id", "file", "original", "replacement", "why", "tests", "equivalent"}
         if missing or unknown:
-            problems.add(f"{path.name}: mutant {ident}: missing {missing or '-'}, unknown {sorted(unknown) or '-'}")
+            problems.add(f"{path.name}: mutant {ident}: missing {missing or '-'}, "
+                         f"unknown {sorted(unknown) or '-'}")
             continue
         if ident in seen:
             problems.add(f"{path.name}: mutant {ident}: the id is used twice")
@@ -156,7 +157,8 @@ def vet(mutants: Iterable[Mutant], root: Path = ROOT) -> None:
         try:
             compile(text, mutant.file, "exec")
         except SyntaxError as exc:
-            problems.add(f"mutant {mutant.id}: the mutated file does not compile: {exc.msg} (line {exc.lineno})")
+            problems.add(f"mutant {mutant.id}: the mutated file does not compile: {exc.msg} "
+                         f"(line {exc.lineno})")
             continue
         if ruff:
             found = subprocess.run([ruff, "check", "--quiet", "--no-cache", "--select", "F821",
@@ -251,7 +253,8 @@ def run(mutants: Sequence[Mutant], lines: dict[str, int], jobs: int) -> tuple[li
             killed = status != 0
             if status == 5:
                 raise SystemExit(f"mutant {mutant.id}: pytest collected no tests")
-            result = Result(mutant, lines[mutant.id], killed, seconds, killer(status, output) if killed else "")
+            by = killer(status, output) if killed else ""
+            result = Result(mutant, lines[mutant.id], killed, seconds, by)
             mark = f"killed   {mutant.id} ({seconds:.1f} s) by {result.by}" if killed else \
                 f"SURVIVED {mutant.id} ({seconds:.1f} s)"
             print(f"  {mark}", flush=True)
@@ -281,7 +284,8 @@ def report(results: Sequence[Result], seconds: float, jobs: int) -> int:
         for r in equivalent:
             print(f"  {r.mutant.file}:{r.line}  {r.mutant.id}: {r.mutant.equivalent}")
     if misjudged:
-        print("\nKILLED BUT LISTED AS EQUIVALENT (a test pins what should not matter, or the reason is wrong):")
+        print("\nKILLED BUT LISTED AS EQUIVALENT "
+              "(a test pins what should not matter, or the reason is wrong):")
         for r in misjudged:
             print(f"  {r.mutant.file}:{r.line}  {r.mutant.id}: killed by {r.by}")
     return 1 if survived or misjudged else 0
