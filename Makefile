@@ -30,3 +30,9 @@ diagrams: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# Not part of CI (minutes, not seconds): the curated mutation run over the money and time
+# rules (scripts/mutants.toml). `python scripts/mutants.py --check` checks the list alone.
+.PHONY: mutants
+mutants: install
+	nice -n 10 $(BIN)/python scripts/mutants.py

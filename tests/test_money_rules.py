@@ -259,3 +259,97 @@ def test_the_end_guard_holds_strictly_before_the_end_only(engine: Engine) -> Non
         assert decision.allowed is allowed, moment
         assert decision.guard == (None if allowed else "end_not_passed"), moment
 
+
+
+# == amounts carry their currency's exponent, wherever they are read =====================
+# Equal Decimals may print differently ("10.5" and "10.50"): the outbox body and the entity
+# view print them as they are, so the engine keeps every amount in its currency's minor units.
+@pytest.mark.parametrize(("currency", "fee", "text"), [("USD", "10.5", "10.50"), ("USD", "7", "7.00"),
+                                                       ("JPY", "5000.00", "5000")])
+def test_a_fee_is_kept_and_paid_in_its_currencys_minor_units(engine: Engine, currency: str, fee: str,
+                                                             text: str) -> None:
+    _project(engine, currency)
+    _order(engine, fee=fee, review="auto")
+    assert str(engine.get("order/O1").data["fee"]) == text
+    outcome = engine.apply(ev("s1", at(T0, days=1), "order.submitted", "order/O1"))
+    assert [str(e.amount) for e in outcome.effects] == [text]
+
+
+@pytest.mark.parametrize(("currency", "budget", "spent", "texts"), [
+    ("USD", "100", ["100"], ["100.00", "100.00"]),                     # held, charged
+    ("USD", "100.5", ["30", "0.5"], ["100.50", "30.50", "70.00"]),     # held, charged, released
+    ("JPY", "5000.0", ["2.00"], ["5000", "2", "4998"]),
+])
+def test_promotion_amounts_are_kept_in_their_currencys_minor_units(
+        engine: Engine, currency: str, budget: str, spent: list[str], texts: list[str]) -> None:
+    seen: list[Any] = []
+    engine.subscribe(seen.append)
+    _promotion(engine, budget, currency)
+    for n, amount in enumerate(spent):
+        engine.apply(ev(f"s{n}", at(T0, hours=2, minutes=n), "promotion.spent", PROMO, amount=amount))
+    if engine.get(PROMO).state == "running":
+        engine.apply(ev("off", at(T0, hours=3), "promotion.turned_off", PROMO))
+    promo = engine.get(PROMO)
+    assert (str(promo.data["budget"]), str(promo.data["spent"])) == (texts[0], texts[1])
+    assert [str(e.amount) for o in seen for e in o.effects] == texts
+
+
+# == the clock only moves forward ==========================================================
+def test_advancing_to_an_earlier_moment_leaves_the_clock_where_it_was(engine: Engine) -> None:
+    """The clock is the latest time of any well-formed event (``event-log.md``): asking
+    for timers up to an earlier moment fires nothing and does not turn it back, so an
+    event older than the clock is still refused as out of order."""
+    _project(engine)
+    engine.apply(ev("a1", "2026-03-02T00:00:00Z", "order.agreed", "order/O1", project="P1", fee="1.00",
+                    review="manual"))
+    assert engine.advance_to(at("2026-03-01T12:00:00Z")) == []
+    assert engine.clock == at("2026-03-02T00:00:00Z")
+    rejected(engine, ev("a2", "2026-03-01T13:00:00Z", "order.agreed", "order/O2", project="P1", fee="1.00",
+                        review="manual"), "out of order: 2026-03-01T13:00:00Z is before the clock")
+
+
+# == timers of any lifecycle: no due time, no timer; a refused timer is dropped ===========
+def _lamp() -> Lifecycle:
+    """A lamp burns out at ``until`` (no ``until``: never); only a fragile one breaks."""
+
+    def record(ctx: Context) -> Iterator[Any]:
+        yield Assign({"until": ctx.params.get("until"), "fragile": ctx.params["fragile"]})
+
+    from statemachine.engine import Guard, Timer
+
+    return Lifecycle(
+        name="lamp", kind="lamp", title="Lamp",
+        states=(State("on"), State("broken", final=True)),
+        transitions=(Transition("create", (INITIAL,), "on", actions=("record",)),
+                     Transition("burn_out", ("on",), "broken", guards=("fragile",), internal=True),
+                     Transition("touch", ("on",), "on")),
+        guards=(Guard("fragile", lambda ctx: ctx.data["fragile"], "the lamp is not fragile"),),
+        actions=(Action("record", record),),
+        timers=(Timer("burn", "burn_out", ("on",), lambda data: data["until"], lambda data: "created"),),
+        inputs=(Input("lamp.created", "create", (Field("fragile", f.boolean),
+                                                  Field("until", f.instant, required=False))),
+                Input("lamp.touched", "touch")),
+        data=("until", "fragile"),
+    )
+
+
+def test_a_timer_without_a_due_time_is_not_armed() -> None:
+    engine = Engine(Domain(lifecycles=(_lamp(),)))
+    engine.apply(ev("c", T0, "lamp.created", "lamp/L", fragile=True))
+    assert engine.get("lamp/L").timers == ()
+    assert engine.runtime.next_due() is None
+    assert engine.advance_to(at(T0, days=365)) == []
+    assert engine.apply(ev("t", at(T0, days=366), "lamp.touched", "lamp/L")).state == "on"
+
+
+@pytest.mark.parametrize(("fragile", "state"), [(True, "broken"), (False, "on")])
+def test_a_timer_whose_transition_is_refused_is_dropped_and_time_goes_on(fragile: bool, state: str) -> None:
+    engine = Engine(Domain(lifecycles=(_lamp(),)))
+    engine.apply(ev("c", T0, "lamp.created", "lamp/L", fragile=fragile, until="2026-03-02T00:00:00Z"))
+    fired = engine.advance_to(at("2026-03-03T00:00:00Z"))
+    assert [(o.timer, o.state) for o in fired] == ([("burn", "broken")] if fragile else [])
+    assert engine.get("lamp/L").state == state
+    assert engine.clock == at("2026-03-03T00:00:00Z")
+    if not fragile:  # the refused timer is gone: later events apply, nothing fires again
+        assert engine.apply(ev("t", at("2026-03-04T00:00:00Z"), "lamp.touched", "lamp/L")).state == "on"
+        assert engine.advance_to(at("2026-04-01T00:00:00Z")) == []

@@ -95,14 +95,14 @@ BOUNDARY = ("0.01", "1", "0.005", "0.5", "999999999999999999.99", "9999999999999
             "1000000000000000000", "0", "-0.01")
 
 
-def _amount(draw: st.DrawFn, largest: int) -> str:
-    """An amount with 0-2 decimals (one in eight on a boundary), written as a string or
-    (marked) as a JSON number."""
+def _amount(draw: st.DrawFn, largest: int, decimals: int = 2) -> str:
+    """An amount with 0 to ``decimals`` decimals (one in eight on a boundary), written as a
+    string or (marked) as a JSON number."""
     if draw(st.integers(0, 7)) == 0:
         text = _pick(draw, BOUNDARY)
     else:
         minor = draw(_MINOR[largest])
-        text = str(Decimal(minor).scaleb(-draw(st.integers(min_value=0, max_value=2))))
+        text = str(Decimal(minor).scaleb(-draw(st.integers(min_value=0, max_value=decimals))))
     return _NUMBER + text if draw(st.booleans()) else text
 
 
@@ -129,8 +129,11 @@ def _data(draw: st.DrawFn, type_: str, now: datetime, projects: list[str]) -> di
               | "project.cancellation_withdrawn"):
             return {"by": _pick(draw, by)}
         case "promotion.created":
-            return {"budget": _amount(draw, 5_000), "currency": _pick(draw, ("USD", "EUR", "JPY")),
-                    "end": later(20)}
+            # mostly a budget that fits the currency, so JPY promotions run too and meet spends
+            # of 0-2 decimals (which a JPY promotion must refuse)
+            currency = _pick(draw, ("USD", "EUR", "JPY"))
+            fits = 0 if currency == "JPY" and draw(st.integers(0, 3)) else 2
+            return {"budget": _amount(draw, 5_000, fits), "currency": currency, "end": later(20)}
         case "promotion.spent":
             return {"amount": _amount(draw, 3_000)}
     return {}

@@ -52,6 +52,12 @@ def _spent_after(ctx: Context) -> Decimal:
     return ctx.data["spent"] + ctx.params.get("amount", 0)
 
 
+def _spent_total(ctx: Context) -> Decimal:
+    """``_spent_after`` in the currency's minor units (``2`` JPY, not ``2.00``), for the
+    actions: the guards have checked the amount fits the currency, so this never raises."""
+    return validate_amount(_spent_after(ctx), ctx.data["currency"])
+
+
 def _within_budget(ctx: Context) -> bool:
     return _spent_after(ctx) <= ctx.data["budget"]
 
@@ -64,15 +70,19 @@ def _over_budget_reason(ctx: Context) -> str:
 
 
 def _record_creation(ctx: Context) -> Iterator[Any]:
-    budget = ctx.params["budget"]
-    yield Assign({"budget": budget, "currency": ctx.params["currency"], "spent": Decimal(0),
+    # In the currency's minor units ("100.5" USD is kept as 100.50), as an order's fee is:
+    # equal Decimals print differently, and the outbox and entity view print them as kept.
+    # The guards have checked the budget fits the currency, so this never raises.
+    currency = ctx.params["currency"]
+    budget = validate_amount(ctx.params["budget"], currency)
+    yield Assign({"budget": budget, "currency": currency, "spent": validate_amount(Decimal(0), currency),
                   "end": ctx.params["end"], "created_event": ctx.event_id})
     yield HoldPlaced(cause=ctx.event_id, time=ctx.time, promotion=ctx.subject, amount=budget,
-                     currency=ctx.params["currency"])
+                     currency=currency)
 
 
 def _add_spend(ctx: Context) -> Iterator[Any]:
-    yield Assign({"spent": _spent_after(ctx)})
+    yield Assign({"spent": _spent_total(ctx)})
 
 
 def _release_hold(ctx: Context) -> Iterator[Any]:
@@ -82,7 +92,7 @@ def _release_hold(ctx: Context) -> Iterator[Any]:
 
 def _settle(ctx: Context) -> Iterator[Any]:
     """Charge what was spent; release the rest of the hold. Zero amounts emit nothing."""
-    spent, currency = _spent_after(ctx), ctx.data["currency"]
+    spent, currency = _spent_total(ctx), ctx.data["currency"]
     if spent:
         yield Charged(cause=ctx.event_id, time=ctx.time, promotion=ctx.subject, amount=spent,
                       currency=currency)
