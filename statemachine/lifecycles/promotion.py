@@ -25,7 +25,7 @@ from ..engine import (
     Transition,
 )
 from ..engine import fields as f
-from ..money import MoneyError, format_amount, validate_written
+from ..money import MoneyError, format_amount, validate_amount, validate_written
 from ..timeutil import format_instant
 from . import parties
 from .effects import Charged, HoldPlaced, HoldReleased
