@@ -115,9 +115,11 @@ _DECIMAL = {"type": "string", "pattern": r"^[+-]?[0-9]{1,18}(\.[0-9]{1,4})?$",
             "description": "an amount as a decimal string; a JSON number is read exactly too"}
 #: An entity id inside ``data`` (no ``/``, no blank or control character).
 _ID = {"type": "string", "minLength": 1, "maxLength": LIMITS.id_chars,
-       "pattern": r"^[^\s/\x00-\x1f\x7f]+$"}
-#: An event id: any printable text up to the limit (a pattern cannot say "printable").
-_EVENT_ID = {"type": "string", "minLength": 1, "maxLength": LIMITS.id_chars}
+       "pattern": r"^[!-.0-~]+$"}
+#: An event id. The engine takes any printable text up to the limit; a pattern cannot say
+#: "printable" in Unicode's sense, so the document promises the portable subset that
+#: every client can send: visible ASCII (ids of entities: without ``/``).
+_EVENT_ID = {"type": "string", "minLength": 1, "maxLength": LIMITS.id_chars, "pattern": r"^[!-~]+$"}
 _FIELDS: dict[Callable[[Any], Any], dict[str, Any]] = {
     f.identifier: _ID,
     f.decimal: _DECIMAL,
@@ -155,7 +157,7 @@ def event_schema(domain: Domain) -> dict[str, Any]:
                     "id": _EVENT_ID, "time": {"type": "string", "format": "date-time"},
                     "type": {"type": "string", "enum": [inp.type]},
                     "subject": {"type": "string", "maxLength": LIMITS.subject_chars,
-                                "pattern": rf"^{kind}/[^\s/\x00-\x1f\x7f]+$"},
+                                "pattern": rf"^{kind}/[!-.0-~]+$"},
                     "data": data,
                     "specversion": {"type": "string", "enum": ["1.0"]},
                     "source": {"type": "string", "maxLength": LIMITS.text_chars},
@@ -227,5 +229,12 @@ def document(openapi: dict[str, Any], domain: Domain, *, max_body: int = DEFAULT
         clock["responses"] = {"200": {"description": "the timers that fired",
                                       "content": _json(ClockAnswer)}, **_problems(400, 413, 422)}
     if (health := op("/health", "get")) is not None:
-        health["responses"] = {"200": {"description": "row counts and the clock", "content": _json(Health)}}
+        health["responses"] = {
+            "200": {"description": "row counts and the clock", "content": _json(Health)},
+            "503": {"description": "the store does not answer", "content": {"application/json": {
+                "schema": {"type": "object", "required": ["status", "store"], "properties": {
+                    "status": {"const": "unavailable"}, "store": {"type": "string"}}}}}}}
+    if (metrics := op("/metrics", "get")) is not None:
+        metrics["responses"] = {"200": {"description": "Prometheus metrics in the text format",
+                                        "content": {"text/plain": {"schema": {"type": "string"}}}}}
     return openapi

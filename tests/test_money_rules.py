@@ -265,7 +265,7 @@ def test_the_end_guard_holds_strictly_before_the_end_only(engine: Engine) -> Non
 # Equal Decimals may print differently ("10.5" and "10.50"): the outbox body and the entity
 # view print them as they are, so the engine keeps every amount in its currency's minor units.
 @pytest.mark.parametrize(("currency", "fee", "text"), [("USD", "10.5", "10.50"), ("USD", "7", "7.00"),
-                                                       ("JPY", "5000.00", "5000")])
+                                                       ("JPY", "5000", "5000")])
 def test_a_fee_is_kept_and_paid_in_its_currencys_minor_units(engine: Engine, currency: str, fee: str,
                                                              text: str) -> None:
     _project(engine, currency)
@@ -278,7 +278,7 @@ def test_a_fee_is_kept_and_paid_in_its_currencys_minor_units(engine: Engine, cur
 @pytest.mark.parametrize(("currency", "budget", "spent", "texts"), [
     ("USD", "100", ["100"], ["100.00", "100.00"]),                     # held, charged
     ("USD", "100.5", ["30", "0.5"], ["100.50", "30.50", "70.00"]),     # held, charged, released
-    ("JPY", "5000.0", ["2.00"], ["5000", "2", "4998"]),
+    ("JPY", "5000", ["2"], ["5000", "2", "4998"]),  # ("5000.0" or "2.00" JPY is refused: issue 17)
 ])
 def test_promotion_amounts_are_kept_in_their_currencys_minor_units(
         engine: Engine, currency: str, budget: str, spent: list[str], texts: list[str]) -> None:
