@@ -273,3 +273,22 @@ def test_read_lines_and_the_offsets_agree_on_a_shuffled_log(tmp_path):
         plain = list(read_lines(stream))
     assert to_json(replay_path(log)) == to_json(replay(io.BytesIO(log.read_bytes())))
     assert len(plain) == len([x for x in lines if x.strip()])
+
+
+# -- field parsers without a regex -----------------------------------------------------
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789+-.e_ \u0661", max_size=24),
+                 st.decimals(allow_nan=False, allow_infinity=False).map(str),
+                 st.integers().map(str)))
+def test_the_decimal_field_reads_exactly_what_parse_decimal_reads(text):
+    from statemachine.engine.fields import decimal
+    from statemachine.money import MoneyError, parse_decimal
+
+    def outcome(parse: Any) -> tuple[str, str]:
+        try:
+            value = parse(text)
+        except (ValueError, MoneyError) as exc:
+            return "refused", str(exc)
+        return "read", repr(value)
+
+    assert outcome(decimal) == outcome(parse_decimal)
