@@ -68,6 +68,30 @@ __all__ = [
 
 _log = structlog.get_logger("statemachine.engine")
 _is_configured = structlog.is_configured
+try:  # structlog's global configuration, read only to cache a decision (_transition_log)
+    from structlog._config import _CONFIG as _STRUCTLOG_CONFIG
+except ImportError:  # pragma: no cover - another structlog layout: no cache, same logs
+    _STRUCTLOG_CONFIG = None
+#: Wrapper classes seen to filter DEBUG out: a commit under one skips the logger.
+_QUIET_WRAPPERS: set[type] = set()
+
+
+def _transition_log() -> Any:
+    """The logger for transition lines, or None when DEBUG is filtered out.
+
+    Resolving structlog's lazy proxy costs about half a microsecond, on every commit; the
+    answer depends on the configured wrapper class only, so a class seen to filter DEBUG
+    out is remembered (a new ``structlog.configure`` with another class asks again)."""
+    wrapper = getattr(_STRUCTLOG_CONFIG, "default_wrapper_class", None)
+    if wrapper is not None and wrapper in _QUIET_WRAPPERS:
+        return None
+    log = _log.bind()
+    enabled = getattr(log, "is_enabled_for", None)
+    if enabled is None or enabled(logging.DEBUG):
+        return log
+    if type(log) is wrapper:
+        _QUIET_WRAPPERS.add(wrapper)
+    return None
 _NO_PARAMS: Mapping[str, Any] = {}
 
 
@@ -773,12 +797,9 @@ class Runtime:
         if want or subscribers:
             outcome = Outcome(cause, time, (Step(subject, new.lifecycle, trigger, source, new.state,
                                                  new.version, tuple(effects)),), timer, False, due)
-        if _is_configured():
-            log = _log.bind()
-            enabled = getattr(log, "is_enabled_for", None)
-            if enabled is None or enabled(logging.DEBUG):
-                log.debug("transition", entity=subject, event_id=cause, trigger=trigger,
-                          src=source, dst=new.state, version=new.version, timer=timer)
+        if _is_configured() and (log := _transition_log()) is not None:
+            log.debug("transition", entity=subject, event_id=cause, trigger=trigger,
+                      src=source, dst=new.state, version=new.version, timer=timer)
         for subscriber in subscribers:
             subscriber(outcome)  # type: ignore[arg-type]
         return outcome
@@ -856,9 +877,8 @@ class Runtime:
             # Resolve the configured logger once per commit and skip the per-step calls
             # when it filters DEBUG out: a discarded call through structlog's lazy proxy
             # costs microseconds, more than the step itself.
-            log = _log.bind()
-            enabled = getattr(log, "is_enabled_for", None)
-            if enabled is None or enabled(logging.DEBUG):
+            log = _transition_log()
+            if log is not None:
                 for step in outcome.steps:
                     log.debug("transition", entity=step.subject, event_id=cause,
                               trigger=step.trigger, src=step.source, dst=step.dest,
