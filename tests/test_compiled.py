@@ -292,3 +292,21 @@ def test_the_decimal_field_reads_exactly_what_parse_decimal_reads(text):
         return "read", repr(value)
 
     assert outcome(decimal) == outcome(parse_decimal)
+
+
+# -- the report written in pieces --------------------------------------------------------
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_logs(max_events=30), st.integers(1, 4))
+def test_the_report_written_in_pieces_is_the_whole_dump(lines, chunk):
+    from statemachine.replay import report as module
+
+    report = replay(io.BytesIO(_encode(lines)), as_of=BASE + timedelta(days=400))
+    whole = orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+    saved = module._CHUNK
+    module._CHUNK = chunk  # a few entities and ledger lines per piece: many joins
+    try:
+        pieces: list[bytes] = []
+        module.write_json(report, pieces.append)
+    finally:
+        module._CHUNK = saved
+    assert b"".join(pieces) == whole == to_json(report)

@@ -68,6 +68,7 @@ __all__ = [
 
 _log = structlog.get_logger("statemachine.engine")
 _is_configured = structlog.is_configured
+_STRUCTLOG_CONFIG: Any
 try:  # structlog's global configuration, read only to cache a decision (_transition_log)
     from structlog._config import _CONFIG as _STRUCTLOG_CONFIG
 except ImportError:  # pragma: no cover - another structlog layout: no cache, same logs
