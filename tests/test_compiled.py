@@ -310,3 +310,20 @@ def test_the_report_written_in_pieces_is_the_whole_dump(lines, chunk):
     finally:
         module._CHUNK = saved
     assert b"".join(pieces) == whole == to_json(report)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"", b"  ", b"abc", b'{"x": 1}', b"\t z \r", b"\x0c", b"yy" * 20])),
+       st.sampled_from([b"", b"\n", b"\n\n", b" "]), st.sampled_from([1, 2, 5, 64]))
+def test_lines_read_in_chunks_are_read_lines_with_their_offsets(pieces, end, size):
+    from statemachine.replay import replayer as module
+
+    data = b"\n".join(pieces) + end
+    saved = module._READ
+    module._READ = size  # lines cut across reads
+    try:
+        found = list(module._lines_at(io.BytesIO(data)))
+    finally:
+        module._READ = saved
+    assert [(number, line) for number, line, _ in found] == list(read_lines(io.BytesIO(data)))
+    assert all(data[offset:].split(b"\n", 1)[0].strip() == line for _, line, offset in found)

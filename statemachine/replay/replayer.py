@@ -235,14 +235,33 @@ def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = Fals
         return replayer.finish(as_of)
 
 
+#: Bytes read at a time by :func:`_lines_at`.
+_READ = 1 << 20
+
+
 def _lines_at(stream: BinaryIO) -> Iterator[tuple[int, bytes, int]]:
-    """:func:`read_lines` with the byte offset where each line starts."""
+    """:func:`read_lines` with the byte offset where each line starts.
+
+    Read a megabyte at a time and split in C: iterating the file line by line cost a
+    fifteenth of a replay. Lines and numbers are exactly :func:`read_lines`' (split at
+    ``\\n`` only, blank lines counted, each line stripped)."""
     offset = stream.tell()
-    for number, raw in enumerate(stream, start=1):
-        line = raw.strip()
+    number = 0
+    tail = b""
+    read = stream.read
+    while chunk := read(_READ):
+        parts = (tail + chunk if tail else chunk).split(b"\n")
+        tail = parts.pop()  # the start of a line that goes on in the next chunk
+        for raw in parts:
+            number += 1
+            line = raw.strip()
+            if line:
+                yield number, line, offset
+            offset += len(raw) + 1
+    if tail:
+        line = tail.strip()
         if line:
-            yield number, line, offset
-        offset += len(raw)
+            yield number + 1, line, offset
 
 
 def _line_reader(stream: BinaryIO) -> Callable[[int], bytes] | None:
