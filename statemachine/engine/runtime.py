@@ -270,17 +270,29 @@ class _Committed:
     It holds the runtime's dicts, not the runtime: no reference cycle, so a runtime is
     freed as soon as its last reference goes (``Runtime.fence`` keeps ``fence`` here)."""
 
-    __slots__ = ("children_of", "entities", "fence")
+    __slots__ = ("_fence", "children_of", "entities", "get")
 
     def __init__(self, entities: dict[str, Entity], children: dict[str, list[str]]) -> None:
         self.entities = entities
         self.children_of = children
-        self.fence: Callable[[str], None] | None = None
+        self._fence: Callable[[str], None] | None = None
+        #: ``get(subject)``: the dict's own ``get`` (no Python frame per parent lookup)
+        #: while there is no fence; with one, a function that calls it for a miss.
+        self.get: Callable[[str], Entity | None] = entities.get
 
-    def get(self, subject: str) -> Entity | None:
+    @property
+    def fence(self) -> Callable[[str], None] | None:
+        return self._fence
+
+    @fence.setter
+    def fence(self, fence: Callable[[str], None] | None) -> None:
+        self._fence = fence
+        self.get = self.entities.get if fence is None else self._fenced_get
+
+    def _fenced_get(self, subject: str) -> Entity | None:
         entity = self.entities.get(subject)
-        if entity is None and self.fence is not None:
-            self.fence(subject)
+        if entity is None and self._fence is not None:
+            self._fence(subject)
         return entity
 
     def children(self, parent: str) -> list[str]:
@@ -536,7 +548,11 @@ class Runtime:
             self.clock = moment
         if seen is not None:
             raise Conflict(f"id {event_id!r} was applied before with different content")
-        kind, inp, variants, creates = self._resolve(event)
+        found = self._inputs.get(event.type)
+        kind, _, ident = event.subject.partition("/")
+        if found is None or kind != found[0] or not ident or "/" in ident:
+            found = self._resolve(event)  # raises, naming the first thing wrong
+        kind, inp, variants, creates = found
         data = event.data
         params = self._params(inp, data) if inp.fields or type(data) is not dict else _NO_PARAMS
         create = self._variant(kind, variants, params) if creates else None
