@@ -814,7 +814,9 @@ class Runtime:
         if want or subscribers:
             outcome = Outcome(cause, time, (Step(subject, new.lifecycle, trigger, source, new.state,
                                                  new.version, tuple(effects)),), timer, False, due)
-        if _is_configured() and (log := _transition_log()) is not None:
+        config = _STRUCTLOG_CONFIG  # two attribute reads where a quiet logger needs no call
+        if ((config.is_configured and config.default_wrapper_class not in _QUIET_WRAPPERS)
+                if config is not None else _is_configured()) and (log := _transition_log()) is not None:
             log.debug("transition", entity=subject, event_id=cause, trigger=trigger,
                       src=source, dst=new.state, version=new.version, timer=timer)
         for subscriber in subscribers:
