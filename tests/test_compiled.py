@@ -327,3 +327,33 @@ def test_lines_read_in_chunks_are_read_lines_with_their_offsets(pieces, end, siz
         module._READ = saved
     assert [(number, line) for number, line, _ in found] == list(read_lines(io.BytesIO(data)))
     assert all(data[offset:].split(b"\n", 1)[0].strip() == line for _, line, offset in found)
+
+
+# -- feed and the effect sink: what a replay uses instead of outcomes ---------------------
+@pytest.mark.parametrize("interpret", [False, True])
+def test_feed_says_applied_or_duplicate_and_the_sink_gets_every_effect_in_order(interpret):
+    runtime = Runtime(DOMAIN, interpret=interpret)
+    sunk: list[tuple[Any, str]] = []
+    runtime.effect_sink = lambda effect, subject: sunk.append((effect, subject))
+    heard: list[Any] = []
+    runtime.subscribe(heard.append)
+    reference = Runtime(DOMAIN, interpret=True)  # what apply's outcomes say
+    outcomes: list[Any] = []
+    reference.subscribe(outcomes.append)
+    answers = []
+    for raw in EXAMPLE.read_bytes().splitlines():
+        try:
+            event = to_event(loads(raw))
+        except EventRejected:
+            continue
+        seen = event.id in runtime.applied
+        try:
+            applied = runtime.feed(event)
+        except EventRejected:
+            continue
+        answers.append(applied)
+        assert applied is not seen
+        reference.apply(event)
+    assert answers.count(False) == 1  # the example's one duplicate
+    assert sunk == [(e, step.subject) for o in outcomes for step in o.steps for e in step.effects]
+    assert heard == outcomes  # a subscriber still hears every outcome, timers included
