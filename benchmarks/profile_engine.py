@@ -12,6 +12,11 @@
 * with ``--py-spy`` (installed into ``benchmarks/.venv-peers`` on demand): a sampling
   profile without cProfile's per-call overhead, ``pyspy-<log>.txt`` (collapsed stacks)
   and its own top functions by self samples.
+* with ``--counts``: in this process, the replay alone (start-up excluded): Python
+  calls per event (cProfile's count; every call a frame), the functions called most per
+  event, and with ``tracemalloc`` the memory blocks allocated per event and the peak of
+  traced memory. Counts, not times: they compare across machines and loads (issue 12's
+  before/after).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -210,14 +216,72 @@ def _py_spy(log: Path) -> str:
     return text
 
 
+def counts(log: Path) -> str:
+    """Calls and allocations per event of the replay alone, in this process."""
+    import cProfile
+    import logging
+    import tracemalloc
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+                        cache_logger_on_first_use=True)
+    from statemachine.replay import replay_path
+
+    replay_path(os.devnull)  # imports, lifecycles compiled: not counted
+    profile = cProfile.Profile()
+    profile.enable()
+    report = replay_path(log)
+    profile.disable()
+    events = report.lines
+    stats = pstats.Stats(profile)
+    by_function = sorted(((nc, key) for key, (_, nc, _, _, _) in stats.stats.items()),  # type: ignore[attr-defined]
+                         reverse=True)
+    total = sum(nc for nc, _ in by_function)
+    lines = [f"counts of the replay of {log.name} alone ({events:,} events, "
+             f"{len(report.entities):,} entities):",
+             f"  Python calls per event (cProfile): {total / events:.1f}"]
+    for nc, (filename, line, name) in by_function[:15]:
+        where = filename if filename == "~" else Path(filename).name
+        lines.append(f"    {nc / events:6.2f}  {name} ({where}:{line})")
+    # Allocations: tracemalloc counts every block the replay allocates through Python's
+    # allocators (objects, their buffers); freed or kept.
+    allocated = [0]
+
+    def replay_traced() -> Any:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.take_snapshot()
+            result = replay_path(log)
+            after = tracemalloc.take_snapshot()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        kept = sum(stat.count_diff for stat in after.compare_to(before, "filename"))
+        allocated[0] = kept
+        return result, peak
+
+    result, peak = replay_traced()
+    lines.append(f"  blocks still allocated after the replay (report, ledger): "
+                 f"{allocated[0] / events:.1f} per event; peak traced memory {peak / 2**20:.1f} MB "
+                 f"({peak / len(result.entities):,.0f} bytes per entity)")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--py-spy", action="store_true", help="also sample with py-spy")
+    parser.add_argument("--counts", action="store_true",
+                        help="only count calls and allocations per event, in this process")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     log = log_for(args.orders, args.seed)
+    if args.counts:
+        print(counts(log))
+        return 0
     with open(log, "rb") as stream:
         events = sum(1 for raw in stream if raw.strip())
     print(_cprofile(log, events))

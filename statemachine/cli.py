@@ -128,8 +128,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .replay import render_text, replay_path, to_json
+    from .replay import render_text, replay_path
     from .replay.progress import terminal_progress
+    from .replay.report import write_json
 
     try:
         with terminal_progress() as progress:
@@ -149,7 +150,7 @@ def _replay(args: argparse.Namespace) -> int:
               f"is as of {format_instant(report.as_of)} (time never goes back)", file=sys.stderr)
     try:
         if args.format == "json":
-            sys.stdout.buffer.write(to_json(report))
+            write_json(report, sys.stdout.buffer.write)  # in pieces: no second copy of the report
         else:
             sys.stdout.write(render_text(report))
         sys.stdout.flush()

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..limits import LIMITS, shown
-from ..money import MoneyError, minor_units, parse_decimal
+from ..money import MAX_INTEGER_DIGITS, MoneyError, minor_units, parse_decimal
 from ..timeutil import parse_instant
 
 __all__ = ["boolean", "choice", "currency", "decimal", "identifier", "instant", "text"]
@@ -66,10 +66,22 @@ def boolean(value: Any) -> bool:
 
 
 def decimal(value: Any) -> Decimal:
+    # The common case without a regex: a plain ASCII decimal string ("250.00", "-3", "7")
+    # is exactly what ``parse_decimal``'s pattern accepts; anything else (and any amount
+    # too large) goes through ``parse_decimal`` itself, which accepts or explains.
+    if type(value) is str and value.isascii():
+        whole, dot, fraction = (value[1:] if value[:1] in _SIGNS else value).partition(".")
+        if whole.isdigit() and (not dot or fraction.isdigit()):
+            amount = Decimal(value)
+            if not amount or amount.adjusted() < MAX_INTEGER_DIGITS:
+                return amount
     try:
         return parse_decimal(value)
     except MoneyError as exc:
         raise ValueError(str(exc)) from None
+
+
+_SIGNS = ("+", "-")
 
 
 def currency(value: Any) -> str:

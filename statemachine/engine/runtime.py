@@ -17,6 +17,15 @@ How an event is applied (``Runtime.apply``):
 
 Any refusal anywhere raises before step 5, so a rejected event changes nothing: the
 entity after it is the very object it was before.
+
+Steps 3 and 4 run, by default, the step functions generated from the declaration
+(:mod:`.codegen`): one function per ``(lifecycle, state, trigger)``. The common event
+(one entity, no cascade) goes through a fast path that builds no unit of work and, when
+nobody subscribes and the caller does not ask for it (:meth:`Runtime.feed`), no step or
+outcome either. ``Runtime(..., interpret=True)`` runs the plain interpreter of the
+declaration instead (the table, ``_choose`` and the action loop): the reference that a
+differential test holds the generated functions to, and the path to step through in a
+debugger.
 """
 
 from __future__ import annotations
@@ -59,6 +68,31 @@ __all__ = [
 
 _log = structlog.get_logger("statemachine.engine")
 _is_configured = structlog.is_configured
+_STRUCTLOG_CONFIG: Any
+try:  # structlog's global configuration, read only to cache a decision (_transition_log)
+    from structlog._config import _CONFIG as _STRUCTLOG_CONFIG
+except ImportError:  # pragma: no cover - another structlog layout: no cache, same logs
+    _STRUCTLOG_CONFIG = None
+#: Wrapper classes seen to filter DEBUG out: a commit under one skips the logger.
+_QUIET_WRAPPERS: set[type] = set()
+
+
+def _transition_log() -> Any:
+    """The logger for transition lines, or None when DEBUG is filtered out.
+
+    Resolving structlog's lazy proxy costs about half a microsecond, on every commit; the
+    answer depends on the configured wrapper class only, so a class seen to filter DEBUG
+    out is remembered (a new ``structlog.configure`` with another class asks again)."""
+    wrapper = getattr(_STRUCTLOG_CONFIG, "default_wrapper_class", None)
+    if wrapper is not None and wrapper in _QUIET_WRAPPERS:
+        return None
+    log = _log.bind()
+    enabled = getattr(log, "is_enabled_for", None)
+    if enabled is None or enabled(logging.DEBUG):
+        return log
+    if type(log) is wrapper:
+        _QUIET_WRAPPERS.add(wrapper)
+    return None
 _NO_PARAMS: Mapping[str, Any] = {}
 
 
@@ -236,7 +270,59 @@ class _UnitOfWork:
         return [*self.runtime.children.get(parent, ()), *self.new_children.get(parent, ())]
 
 
+class _Committed:
+    """What a context reads through on the fast path, where nothing is pending yet: the
+    committed entities (with the fence, as :meth:`_UnitOfWork.get`) and children.
+
+    It holds the runtime's dicts, not the runtime: no reference cycle, so a runtime is
+    freed as soon as its last reference goes (``Runtime.fence`` keeps ``fence`` here)."""
+
+    __slots__ = ("_fence", "children_of", "entities", "get")
+
+    def __init__(self, entities: dict[str, Entity], children: dict[str, list[str]]) -> None:
+        self.entities = entities
+        self.children_of = children
+        self._fence: Callable[[str], None] | None = None
+        #: ``get(subject)``: the dict's own ``get`` (no Python frame per parent lookup)
+        #: while there is no fence; with one, a function that calls it for a miss.
+        self.get: Callable[[str], Entity | None] = entities.get
+
+    @property
+    def fence(self) -> Callable[[str], None] | None:
+        return self._fence
+
+    @fence.setter
+    def fence(self, fence: Callable[[str], None] | None) -> None:
+        self._fence = fence
+        self.get = self.entities.get if fence is None else self._fenced_get
+
+    def _fenced_get(self, subject: str) -> Entity | None:
+        entity = self.entities.get(subject)
+        if entity is None and self._fence is not None:
+            self._fence(subject)
+        return entity
+
+    def children(self, parent: str) -> list[str]:
+        return self.children_of.get(parent, [])
+
+
+def refuse(ctx: Context, candidates: tuple[CompiledTransition, ...]) -> TransitionRefused:
+    """The refusal of a generated step whose candidates all failed: the interpreter's
+    own explanation (guards are pure, so asking them again gives the same answers)."""
+    chosen = Runtime._choose(ctx, candidates)
+    return TransitionRefused(  # pragma: no cover - only a guard that is not pure gets here
+        ctx.entity.subject, ctx.entity.state, ctx.trigger,
+        f"guards answered differently when asked again (guards must be pure): {chosen.dest}")
+
+
 Subscriber = Callable[[Outcome], None]
+#: What :meth:`Runtime._fire` hands :meth:`Runtime._commit_one`: the lifecycle, the entity
+#: before (``None`` for a creation), after, the step's effects and the state it left.
+_Fast = tuple[CompiledLifecycle, "Entity | None", "Entity", "list[Effect] | tuple[()]", str]
+#: What :meth:`Runtime._apply` returns for a duplicate when no outcome is wanted.
+_DUPLICATE: Any = object()
+#: ``sink(effect, subject)``: every committed effect, in order, with its step's subject.
+EffectSink = Callable[[Effect, str], object]
 
 
 class Runtime:
@@ -251,23 +337,33 @@ class Runtime:
     COMPACT_AFTER = 1024
 
     def __init__(self, domain: Domain, *, clock: datetime | None = None,
-                 applied: MutableMapping[str, Digest] | None = None) -> None:
+                 applied: MutableMapping[str, Digest] | None = None,
+                 interpret: bool = False) -> None:
         """``applied`` is the index of applied event ids (id -> content digest) kept for
         idempotency: a plain dict by default, or a
         :class:`~statemachine.engine.applied.SpilledIds` whose memory stays flat on a
-        long replay."""
+        long replay. ``interpret`` runs the plain reference interpreter of the
+        declaration instead of the generated step functions (same outcomes, slower)."""
         self.domain = domain
+        #: True: the reference interpreter; False: the generated step functions.
+        self.interpret = interpret
+        #: Called with every committed effect and its step's subject, in order, before
+        #: the subscribers: how a replay books its ledger without outcome objects.
+        self.effect_sink: EffectSink | None = None
+        #: Compares a repeated id's stored digest with a new event: ``same(seen, event)``.
+        #: A file replay stores where the line was and compares content only then.
+        self.same_content: Callable[[Digest, Event], bool] | None = None
+
         self.compiled: dict[str, CompiledLifecycle] = {
             lc.name: compile_lifecycle(lc) for lc in domain.lifecycles
         }
         self.entities: dict[str, Entity] = {}
         self.children: dict[str, list[str]] = {}
+        self._view = _Committed(self.entities, self.children)
         self.clock: datetime | None = clock
         self.applied: MutableMapping[str, Digest] = {} if applied is None else applied
-        #: Called with every subject a step looks for and does not find (a send's
-        #: target, a guard's read), before the step goes on without it. A parallel
-        #: replay's worker raises there when the subject belongs to another worker.
-        self.fence: Callable[[str], None] | None = None
+        #: Called with every subject a step looks for and does not find (see ``fence``).
+        self._fence: Callable[[str], None] | None = None
         # (due, subject, armed timer) entries. An entry is live while the entity holds
         # that very ArmedTimer object; re-arming makes a new one, so an old entry (even
         # an equal one) is stale and is skipped when popped, or dropped by _compact.
@@ -293,6 +389,17 @@ class Runtime:
                 if entry[1] != inp:
                     raise ValueError(f"variants of {lc.kind} declare {inp.type} differently")
                 entry[2][lc.variant] = lc.name
+
+    @property
+    def fence(self) -> Callable[[str], None] | None:
+        """Called with every subject a step looks for and does not find (a send's
+        target, a guard's read), before the step goes on without it. A parallel
+        replay's worker raises there when the subject belongs to another worker."""
+        return self._fence
+
+    @fence.setter
+    def fence(self, fence: Callable[[str], None] | None) -> None:
+        self._fence = self._view.fence = fence
 
     # -- subscriptions --------------------------------------------------------------
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
@@ -351,6 +458,11 @@ class Runtime:
     # -- time -----------------------------------------------------------------------
     def advance_to(self, moment: datetime) -> list[Outcome]:
         """Fire every timer due at or before ``moment``; the clock becomes ``moment``."""
+        return self._advance(moment, True)
+
+    def _advance(self, moment: datetime, want: bool) -> list[Outcome]:
+        """:meth:`advance_to`; without ``want`` the outcomes are built only for subscribers
+        and not returned."""
         fired: list[Outcome] = []
         timers = self._timers
         live = self._live
@@ -362,11 +474,15 @@ class Runtime:
             if self.clock is None or due > self.clock:
                 self.clock = due
             when = self.clock  # a timer armed after its due time (overdue) fires now
-            uow = _UnitOfWork(self)
             try:
-                self._step(uow, subject, armed.trigger, _NO_PARAMS, armed.cause, when)
-                if uow.queue:
-                    self._cascade(uow, armed.cause, when)
+                if self.interpret:
+                    uow: _UnitOfWork | None = _UnitOfWork(self)
+                    self._step(uow, subject, armed.trigger, _NO_PARAMS, armed.cause, when)  # type: ignore[arg-type]
+                    if uow.queue:  # type: ignore[union-attr]
+                        self._cascade(uow, armed.cause, when)  # type: ignore[arg-type]
+                    fast = None
+                else:
+                    uow, fast = self._fire(subject, armed.trigger, _NO_PARAMS, armed.cause, when, None)
             except EventRejected as exc:
                 # A timer whose transition is refused (a guard changed its mind) is
                 # dropped, loudly: the entity stays as it was.
@@ -374,7 +490,13 @@ class Runtime:
                     _log.warning("timer.refused", entity=subject, timer=armed.name,
                                  reason=exc.reason)
                 continue
-            fired.append(self._commit(uow, armed.cause, when, timer=armed.name, due=due))
+            if uow is not None:
+                fired.append(self._commit(uow, armed.cause, when, timer=armed.name, due=due))
+            else:
+                outcome = self._commit_one(fast, armed.trigger, armed.cause, when, None, want,  # type: ignore[arg-type]
+                                           armed.name, due)
+                if want:
+                    fired.append(outcome)  # type: ignore[arg-type]
         if self.clock is None or moment > self.clock:
             self.clock = moment
         return fired
@@ -418,35 +540,57 @@ class Runtime:
         subscribers) and the clock advances even when the event itself is refused:
         the clock is the latest time of any well-formed event.
         """
+        return self._apply(event, True)  # type: ignore[return-value]
+
+    def feed(self, event: Event) -> bool:
+        """:meth:`apply` for a caller that needs no :class:`Outcome` (a replay): True when
+        the event applied, False for a duplicate. Outcomes are built only when someone
+        subscribes; effects still reach :attr:`effect_sink`."""
+        return self._apply(event, False) is not _DUPLICATE
+
+    def _apply(self, event: Event, want: bool) -> Outcome | None:
         event_id = event.id
         seen = self.applied.get(event_id)
-        if seen is not None and seen == event.digest:
-            return Outcome(cause=event_id, time=event.time, duplicate=True)
+        if seen is not None:
+            same = self.same_content
+            if seen == event.digest if same is None else same(seen, event):
+                return Outcome(cause=event_id, time=event.time, duplicate=True) if want else _DUPLICATE
         moment = event.time
         clock = self.clock
         if clock is not None and moment < clock and seen is None:
             raise OutOfOrder(f"out of order: {_fmt(moment)} is before the clock {_fmt(clock)}")
         timers = self._timers
         if timers and timers[0][0] <= moment:
-            self.advance_to(moment)  # a conflict is well-formed: it moves the clock too
+            self._advance(moment, False)  # a conflict is well-formed: it moves the clock too
         elif clock is None or moment > clock:
             self.clock = moment
         if seen is not None:
             raise Conflict(f"id {event_id!r} was applied before with different content")
-        kind, inp, variants, creates = self._resolve(event)
+        found = self._inputs.get(event.type)
+        kind, _, ident = event.subject.partition("/")
+        if found is None or kind != found[0] or not ident or "/" in ident:
+            found = self._resolve(event)  # raises, naming the first thing wrong
+        kind, inp, variants, creates = found
         data = event.data
         params = self._params(inp, data) if inp.fields or type(data) is not dict else _NO_PARAMS
-        uow = _UnitOfWork(self)
         create = self._variant(kind, variants, params) if creates else None
-        self._step(uow, event.subject, inp.trigger, params, event_id, moment, create=create)
-        if uow.queue:
-            self._cascade(uow, event_id, moment)
+        if self.interpret:
+            uow: _UnitOfWork | None = _UnitOfWork(self)
+            self._step(uow, event.subject, inp.trigger, params, event_id, moment, create=create)  # type: ignore[arg-type]
+            if uow.queue:  # type: ignore[union-attr]
+                self._cascade(uow, event_id, moment)  # type: ignore[arg-type]
+            fast = None
+        else:
+            uow, fast = self._fire(event.subject, inp.trigger, params, event_id, moment, create)
         self.applied[event_id] = event.digest
-        outcome = self._commit(uow, event_id, moment)
+        if uow is not None:
+            outcome: Outcome | None = self._commit(uow, event_id, moment)
+        else:
+            outcome = self._commit_one(fast, inp.trigger, event_id, moment, create, want)  # type: ignore[arg-type]
         # A timer this event armed already due (an order rejected after its content
         # deadline) fires right away, not at some later event.
         if timers and timers[0][0] <= moment:
-            self.advance_to(moment)
+            self._advance(moment, False)
         return outcome
 
     def _resolve(self, event: Event) -> tuple[str, Input, dict[str | None, str], bool]:
@@ -609,9 +753,127 @@ class Runtime:
         uow.steps.append(Step(subject, entity.lifecycle, trigger, source, dest, version,
                               tuple(effects)))
 
+    # -- the generated step functions ------------------------------------------------
+    def _fire(self, subject: str, trigger: str, params: Mapping[str, Any], cause: str,
+              time: datetime, create: str | None,
+              ) -> tuple[_UnitOfWork | None, _Fast | None]:
+        """One step through its generated function. The common case (one entity, and no
+        send that could do anything) returns ``(None, fast)`` for :meth:`_commit_one`,
+        having built no unit of work; otherwise ``(uow, None)``, cascade applied."""
+        entity = self.entities.get(subject)
+        if create is not None:
+            if entity is not None:
+                raise EntityExists(subject, entity.state)
+            compiled = self.compiled[create]
+            entity = Entity(subject, create, INITIAL, compiled.empty_data, 0)
+            old = None
+        else:
+            if entity is None:
+                if self.fence is not None:
+                    self.fence(subject)
+                raise UnknownEntity(subject)
+            compiled = self.compiled[entity.lifecycle]
+            old = entity
+        source = entity.state
+        step = compiled.steps.get((source, trigger))
+        if step is None:
+            raise TransitionRefused(subject, source, trigger)
+        new, effects, sends = step(self._view, entity, params, cause, time)
+        if sends is not None and not self._droppable(sends, subject, new):
+            uow = _UnitOfWork(self)
+            uow.changed[subject] = new
+            if create is not None and (link := compiled.declaration.parent) is not None:
+                uow.new_children[f"{link.kind}/{new.data[link.field]}"] = [subject]
+            uow.steps.append(Step(subject, entity.lifecycle, trigger, source, new.state,
+                                  new.version, tuple(effects)))
+            uow.queue.extend(sends)
+            self._cascade(uow, cause, time)
+            return uow, None
+        return None, (compiled, old, new, effects, source)
+
+    def _droppable(self, sends: list[Send], subject: str, new: Entity) -> bool:
+        """Would the cascade drop every one of ``sends`` without a step? (Optional sends
+        whose target has no transition for the trigger in its state: an order telling
+        its creator project it closed.) Checked in queue order, as the cascade would."""
+        compiled = self.compiled
+        view = self._view
+        for send in sends:
+            if not send.optional:
+                return False
+            target = new if send.subject == subject else view.get(send.subject)
+            if target is not None and (target.state, send.trigger) in compiled[target.lifecycle].table:
+                return False
+        return True
+
+    def _commit_one(self, fast: _Fast, trigger: str, cause: str, time: datetime,
+                    create: str | None, want: bool, timer: str | None = None,
+                    due: datetime | None = None) -> Outcome | None:
+        """:meth:`_commit` for one step and no unit of work (the fast path)."""
+        compiled, old, new, effects, source = fast
+        subject = new.subject
+        self.entities[subject] = new
+        timers = new.timers
+        if old is not None and old.timers and old.timers is not timers:
+            self._stale += len(old.timers)  # new timers are new objects: the old are stale
+        if timers and (old is None or old.timers is not timers):
+            heap = self._timers
+            for armed in timers:
+                heapq.heappush(heap, (armed.due, subject, armed))
+        if self._stale > self.COMPACT_AFTER and self._stale * 3 > len(self._timers) * 2:
+            self._compact()
+        if create is not None and (link := compiled.declaration.parent) is not None:
+            self.children.setdefault(f"{link.kind}/{new.data[link.field]}", []).append(subject)
+        sink = self.effect_sink
+        if sink is not None:
+            for effect in effects:
+                sink(effect, subject)
+        subscribers = self._subscribers
+        outcome = None
+        if want or subscribers:
+            outcome = Outcome(cause, time, (Step(subject, new.lifecycle, trigger, source, new.state,
+                                                 new.version, tuple(effects)),), timer, False, due)
+        config = _STRUCTLOG_CONFIG  # two attribute reads where a quiet logger needs no call
+        if ((config.is_configured and config.default_wrapper_class not in _QUIET_WRAPPERS)
+                if config is not None else _is_configured()) and (log := _transition_log()) is not None:
+            log.debug("transition", entity=subject, event_id=cause, trigger=trigger,
+                      src=source, dst=new.state, version=new.version, timer=timer)
+        for subscriber in subscribers:
+            subscriber(outcome)  # type: ignore[arg-type]
+        return outcome
+
+    def _step_compiled(self, uow: _UnitOfWork, subject: str, trigger: str,
+                       params: Mapping[str, Any], cause: str, time: datetime, *,
+                       create: str | None = None) -> None:
+        """:meth:`_step` through the generated function: a step of a cascade."""
+        entity = uow.changed.get(subject)
+        if entity is None:
+            entity = self.entities.get(subject)
+        if create is not None:  # pragma: no cover - a cascade never creates
+            if entity is not None:
+                raise EntityExists(subject, entity.state)
+            entity = Entity(subject, create, INITIAL, self.compiled[create].empty_data, 0)
+        elif entity is None:
+            if self.fence is not None:
+                self.fence(subject)
+            raise UnknownEntity(subject)
+        source = entity.state
+        compiled = self.compiled[entity.lifecycle]
+        step = compiled.steps.get((source, trigger))
+        if step is None:
+            raise TransitionRefused(subject, source, trigger)
+        new, effects, sends = step(uow, entity, params, cause, time)
+        uow.changed[subject] = new
+        if create is not None and (link := compiled.declaration.parent) is not None:  # pragma: no cover
+            uow.new_children.setdefault(f"{link.kind}/{new.data[link.field]}", []).append(subject)
+        uow.steps.append(Step(subject, entity.lifecycle, trigger, source, new.state, new.version,
+                              tuple(effects)))
+        if sends is not None:
+            uow.queue.extend(sends)
+
     def _cascade(self, uow: _UnitOfWork, cause: str, time: datetime) -> None:
         """Apply the sends of the steps so far, first in first out, sends of sends too."""
         queue = uow.queue
+        step = self._step if self.interpret else self._step_compiled
         index = 0
         while index < len(queue):
             send = queue[index]
@@ -621,7 +883,7 @@ class Runtime:
                 if target is None or not self._allowed(uow, target, send.trigger, send.params,
                                                        cause, time):
                     continue
-            self._step(uow, send.subject, send.trigger, send.params, cause, time)
+            step(uow, send.subject, send.trigger, send.params, cause, time)
 
     def _commit(self, uow: _UnitOfWork, cause: str, time: datetime, *,
                 timer: str | None = None, due: datetime | None = None) -> Outcome:
@@ -640,6 +902,11 @@ class Runtime:
         if uow.new_children:
             for parent, subjects in uow.new_children.items():
                 self.children.setdefault(parent, []).extend(subjects)
+        sink = self.effect_sink
+        if sink is not None:
+            for step in uow.steps:
+                for effect in step.effects:
+                    sink(effect, step.subject)
         outcome = Outcome(cause, time, tuple(uow.steps), timer, False, due)
         # Log only once the application configured structlog: unconfigured, structlog
         # prints everything to stdout, which an embedded library must never do.
@@ -647,9 +914,8 @@ class Runtime:
             # Resolve the configured logger once per commit and skip the per-step calls
             # when it filters DEBUG out: a discarded call through structlog's lazy proxy
             # costs microseconds, more than the step itself.
-            log = _log.bind()
-            enabled = getattr(log, "is_enabled_for", None)
-            if enabled is None or enabled(logging.DEBUG):
+            log = _transition_log()
+            if log is not None:
                 for step in outcome.steps:
                     log.debug("transition", entity=step.subject, event_id=cause,
                               trigger=step.trigger, src=step.source, dst=step.dest,

@@ -4,7 +4,7 @@ view for people."""
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +18,8 @@ from ..money import format_amount
 from ..timeutil import format_instant
 from .campaigns import CampaignSummary, render_campaigns
 
-__all__ = ["LEDGER_KINDS", "LedgerLine", "Rejection", "Report", "render_text", "to_json"]
+__all__ = ["LEDGER_KINDS", "LedgerLine", "Rejection", "Report", "render_text", "to_json",
+           "write_json"]
 
 #: The ledger kinds of the spec, in the order totals list them.
 LEDGER_KINDS = ("refund", "payment_released", "hold_placed", "hold_released", "charge")
@@ -102,7 +103,76 @@ def _kinds(present: Mapping[str, object]) -> list[str]:
 
 def to_json(report: Report) -> bytes:
     """The report as JSON: two-space indented, keys in the spec's order, newline-ended."""
-    return orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+    pieces: list[bytes] = []
+    write_json(report, pieces.append)
+    return b"".join(pieces)
+
+
+#: Entities or ledger lines rendered per piece by :func:`write_json`.
+_CHUNK = 2048
+_INDENT = orjson.OPT_INDENT_2
+
+
+def _member(key: str, value: Any) -> bytes:
+    """``  "key": value`` exactly as inside the whole report's indented dump."""
+    return orjson.dumps({key: value}, option=_INDENT)[2:-2]
+
+
+def _items(key: str, chunks: Iterator[Any], empty: bytes) -> Iterator[bytes]:
+    """A large member in pieces: each chunk (a dict or list of part of the items) dumped
+    at the same depth as in the whole report, so the pieces join to the same bytes."""
+    opening = None
+    first = True
+    for chunk in chunks:
+        text = _member(key, chunk)
+        head, _, body = text.partition(b"\n")  # '  "key": {' / '  "key": ['
+        if opening is None:
+            opening = head
+            yield head + b"\n"
+        yield (b"" if first else b",\n") + body[:body.rindex(b"\n")]
+        first = False
+    if opening is None:
+        yield b"  " + orjson.dumps(key) + b": " + empty
+    else:
+        yield b"\n  " + empty[-1:]
+
+
+def write_json(report: Report, write: Callable[[bytes], object]) -> None:
+    """:func:`to_json`'s bytes, written in pieces: the entities and the ledger are
+    rendered a few thousand at a time, so a command printing the report of a long
+    replay never holds a dict per ledger line, nor the whole text, at once."""
+    entities = report.entities
+    ledger = report.ledger
+
+    def entity_chunks() -> Iterator[dict[str, str]]:
+        chunk: dict[str, str] = {}
+        for subject, state in entities.items():
+            chunk[subject] = state
+            if len(chunk) == _CHUNK:
+                yield chunk
+                chunk = {}
+        if chunk:
+            yield chunk
+
+    def ledger_chunks() -> Iterator[list[dict[str, str]]]:
+        for start in range(0, len(ledger), _CHUNK):
+            yield [line.to_dict() for line in ledger[start:start + _CHUNK]]
+
+    write(b"{\n")
+    write(_member("as_of", format_instant(report.as_of) if report.as_of else None) + b",\n")
+    write(_member("stats", {"lines": report.lines, "applied": report.applied,
+                            "duplicates": report.duplicates, "rejected": len(report.rejected)})
+          + b",\n")
+    for piece in _items("entities", entity_chunks(), b"{}"):
+        write(piece)
+    write(b",\n")
+    for piece in _items("ledger", ledger_chunks(), b"[]"):
+        write(piece)
+    write(b",\n")
+    totals = {currency: {kind: format_amount(v, currency) for kind, v in kinds.items()}
+              for currency, kinds in report.totals().items()}
+    write(_member("totals", totals) + b",\n")
+    write(_member("rejected", [r.to_dict() for r in report.rejected]) + b"\n}\n")
 
 
 def _count(n: int, noun: str) -> str:
