@@ -194,6 +194,19 @@ class Decision:
     guard: str | None = None
 
 
+
+#: A lifecycle's declared derived status: ``status(entity, get) -> str``.
+StatusFn = Callable[[Entity, Callable[[str], "Entity | None"]], str]
+
+
+def derive(statuses: Mapping[str, StatusFn | None], entity: Entity,
+           get: Callable[[str], Entity | None]) -> str:
+    """``entity``'s derived status (its lifecycle's ``status``, else its state), reading
+    other entities through ``get``: one definition for the runtime and every context."""
+    status = statuses.get(entity.lifecycle)
+    return entity.state if status is None else status(entity, get)
+
+
 class Context:
     """What guards and actions see: the entity before the step, the trigger's params,
     the cause and time, and read-only access to other entities as the step sees them."""
@@ -243,16 +256,17 @@ class Context:
         entity) as this unit of work sees it, pending changes included; ``None`` when
         the entity does not exist."""
         entity = self._uow.get(subject or self.entity.subject)
-        return None if entity is None else self._uow.runtime.derive(entity, self._uow.get)
+        return None if entity is None else derive(self._uow.statuses, entity, self._uow.get)
 
 
 class _UnitOfWork:
     """Pending changes of one event: read-through to the runtime, committed all at once."""
 
-    __slots__ = ("changed", "new_children", "queue", "runtime", "steps")
+    __slots__ = ("changed", "new_children", "queue", "runtime", "statuses", "steps")
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.statuses = runtime.statuses
         self.changed: dict[str, Entity] = {}
         self.new_children: dict[str, list[str]] = {}
         self.steps: list[Step] = []
@@ -277,11 +291,13 @@ class _Committed:
     It holds the runtime's dicts, not the runtime: no reference cycle, so a runtime is
     freed as soon as its last reference goes (``Runtime.fence`` keeps ``fence`` here)."""
 
-    __slots__ = ("_fence", "children_of", "entities", "get")
+    __slots__ = ("_fence", "children_of", "entities", "get", "statuses")
 
-    def __init__(self, entities: dict[str, Entity], children: dict[str, list[str]]) -> None:
+    def __init__(self, entities: dict[str, Entity], children: dict[str, list[str]],
+                 statuses: Mapping[str, StatusFn | None]) -> None:
         self.entities = entities
         self.children_of = children
+        self.statuses = statuses
         self._fence: Callable[[str], None] | None = None
         #: ``get(subject)``: the dict's own ``get`` (no Python frame per parent lookup)
         #: while there is no fence; with one, a function that calls it for a miss.
@@ -357,9 +373,12 @@ class Runtime:
         self.compiled: dict[str, CompiledLifecycle] = {
             lc.name: compile_lifecycle(lc) for lc in domain.lifecycles
         }
+        #: Each lifecycle's declared ``status`` function (None: the state is the status).
+        self.statuses: dict[str, StatusFn | None] = {
+            name: c.declaration.status for name, c in self.compiled.items()}
         self.entities: dict[str, Entity] = {}
         self.children: dict[str, list[str]] = {}
-        self._view = _Committed(self.entities, self.children)
+        self._view = _Committed(self.entities, self.children, self.statuses)
         self.clock: datetime | None = clock
         self.applied: MutableMapping[str, Digest] = {} if applied is None else applied
         #: Called with every subject a step looks for and does not find (see ``fence``).
@@ -419,8 +438,7 @@ class Runtime:
 
     def derive(self, entity: Entity, get: Callable[[str], Entity | None]) -> str:
         """``entity``'s derived status, reading other entities through ``get``."""
-        status = self.compiled[entity.lifecycle].declaration.status
-        return entity.state if status is None else status(entity, get)
+        return derive(self.statuses, entity, get)
 
     def next_due(self) -> datetime | None:
         """The due time of the earliest armed timer, if any (stale entries skipped)."""
