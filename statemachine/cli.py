@@ -103,12 +103,20 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument("--as-of", type=_instant, metavar="TIME",
                     help="fire the timers due up to TIME (RFC 3339) after the last event")
     de.add_argument("--sort", action="store_true", help="order the events by time first")
+    # Policy versions, audit and what-if (policy-versions.md): their own block and module.
+    from .replay.commands import add_policy_arguments
+
+    add_policy_arguments(rp, dg)
     return parser
 
 
 def _replay(args: argparse.Namespace) -> int:
     from .replay import render_text, replay_path, to_json
+    from .replay.commands import run_policy_replay, uses_policies
     from .replay.progress import terminal_progress
+
+    if uses_policies(args):  # --policy, --verify, --what-if
+        return run_policy_replay(args)
 
     try:
         with terminal_progress() as progress:

@@ -29,9 +29,16 @@ def _error(message: str) -> int:
 
 
 def run_diagrams(args: argparse.Namespace) -> int:
+    from ..lifecycles.versions import PolicyError
+    from ..replay.commands import policy_domain
+
     out = Path(args.out)
+    try:
+        domain = policy_domain(args)  # diagrams --policy FILE: that version's numbers
+    except PolicyError as exc:
+        return _error(str(exc))
     if args.check:
-        problems = check(out)
+        problems = check(out, domain)
         for name, problem in problems:
             print(f"{out / name}: {problem}", file=sys.stderr)
         if problems:
@@ -45,7 +52,7 @@ def run_diagrams(args: argparse.Namespace) -> int:
     # when `dot` is missing for the rendered formats.
     try:
         for group in ([f for f in formats if f in TEXT_FORMATS], [f for f in formats if f in RENDER_FORMATS]):
-            for path in write(out, group):
+            for path in write(out, group, domain):
                 print(path)
     except (GraphvizMissing, RenderError) as exc:
         return _error(str(exc))
