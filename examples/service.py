@@ -32,6 +32,7 @@ import structlog
 import uvicorn
 
 from statemachine import Engine
+from statemachine.lifecycles import PolicyError, load_policies
 from statemachine.service import create_app
 from statemachine.store import SQLiteStore, StoreError
 
@@ -45,12 +46,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drain-interval", type=float, default=1.0, metavar="SECONDS",
                         help="deliver the outbox (by logging) every SECONDS; 0 turns it off")
     parser.add_argument("-v", "--verbose", action="store_true", help="log transitions and deliveries")
+    parser.add_argument("--policy", action="append", default=[], metavar="FILE",
+                        help="a policy version (TOML) besides the built-in one (repeatable)")
     args = parser.parse_args(argv)
+    try:  # a bad policy file: one line naming file, key and problem
+        policies = load_policies(args.policy)
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     level = logging.DEBUG if args.verbose else logging.WARNING
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:  # open the store first: a bad path is one line, not a traceback from a worker
-        engine = Engine(store=SQLiteStore(Path(args.db)))
+        engine = Engine(store=SQLiteStore(Path(args.db)), policies=policies)
+    except PolicyError as exc:  # a stored order governed by a version not given
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (sqlite3.Error, OSError, StoreError) as exc:
         print(f"error: cannot open the store {args.db}: {exc}", file=sys.stderr)
         return 2

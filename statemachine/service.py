@@ -14,6 +14,7 @@ Routes::
     GET  /ledger?limit=N&after=CURSOR          the same lines in pages (no totals)
     POST /clock        {"time": "…"}           let time pass: fire the timers due
     GET  /health                               row counts and the clock
+    GET  /policies                             the policy versions in force (ids, dates)
 
 Errors are RFC 9457 problem details (``application/problem+json``): ``type``,
 ``title``, ``status``, ``detail`` and ``field`` (the offending field, or ``null``
@@ -52,6 +53,7 @@ from .engine import (
     UnknownEntity,
 )
 from .envelope import MalformedEvent, loads
+from .lifecycles.versions import Policies
 from .replay.report import LedgerLine, Report
 from .store import LedgerPosition, OutboxItem, Recorded, SQLiteStore, StaleWrite
 from .store.codec import plain
@@ -276,7 +278,7 @@ async def _drain_forever(engine: Engine, interval: float) -> None:
 
 
 def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | None = None,
-               drain_interval: float | None = 1.0) -> FastAPI:
+               drain_interval: float | None = 1.0, policies: Policies | None = None) -> FastAPI:
     """The service over the store at ``db`` (or over ``engine``, which the caller owns).
 
     With ``drain_interval`` the outbox is drained every so many seconds by logging each
@@ -290,7 +292,7 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
-        app.state.engine = engine or Engine(store=SQLiteStore(Path(db)))  # type: ignore[arg-type]
+        app.state.engine = engine or Engine(store=SQLiteStore(Path(db)), policies=policies)  # type: ignore[arg-type]
         drainer = None
         if drain_interval:
             drainer = asyncio.create_task(_drain_forever(app.state.engine, drain_interval))
@@ -380,6 +382,11 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
         stats = await run_in_threadpool(engine.store.stats) if engine.store is not None else {}
         clock = engine.clock
         return JSONResponse({"status": "ok", "clock": format_instant(clock) if clock else None, **stats})
+
+    @app.get("/policies", summary="The policy versions orders are priced by, with their dates")
+    async def get_policies(request: Request) -> JSONResponse:
+        chosen = engine_of(request).policies
+        return JSONResponse({"policies": [v.to_dict() for v in (chosen.versions if chosen else ())]})
 
     return app
 

@@ -489,7 +489,7 @@ def verify(ledger: Iterable[LedgerLine], recorded: str | Path) -> Verification:
 
 
 # -- text ----------------------------------------------------------------------------------
-def render_verify_text(result: Verification, *, width: int = 100) -> str:
+def render_verify_text(result: Verification, *, width: int = 110) -> str:
     """The audit for people: counts, a table of findings (at most :data:`TABLE_ROWS`
     rows, then how many more) and the totals recorded vs recomputed."""
     from rich.console import Console
@@ -498,14 +498,14 @@ def render_verify_text(result: Verification, *, width: int = 100) -> str:
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, force_terminal=False)
     counts = ", ".join(f"{n} {name}" for name, n in result.counts().items())
-    console.print(f"Verify against {result.source}: {counts}")
+    console.print(f"Verify against {result.source}: {counts}", soft_wrap=True)
     rows = _finding_rows(result)
     if rows:
         table = Table(title="Findings", title_justify="left")
-        for column, justify in (("finding", "left"), ("line", "right"), ("cause", "left"),
-                                ("subject", "left"), ("kind", "left"), ("recorded", "left"),
-                                ("recomputed", "left")):
-            table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for column in ("finding", "line", "cause", "subject", "kind"):
+            table.add_column(column, justify="right" if column == "line" else "left", no_wrap=True)
+        table.add_column("recorded", overflow="fold")
+        table.add_column("recomputed", overflow="fold")
         for cells in rows[:TABLE_ROWS]:
             table.add_row(*cells)
         console.print(table)
@@ -524,29 +524,32 @@ def render_verify_text(result: Verification, *, width: int = 100) -> str:
     return out.getvalue()
 
 
-def _money(amount: str, currency: str, time: str) -> str:
-    return f"{amount} {currency} {time}"
+def _side(money: Money, other: Money | None = None) -> str:
+    """Amount and currency; the time too when it is what differs (or no other side)."""
+    text = f"{money.amount} {money.currency}"
+    return text if other is not None and other.time == money.time else f"{text} at {money.time}"
 
 
 def _finding_rows(result: Verification) -> list[tuple[str, ...]]:
     """Findings with a recorded line, in its order; then the missing ones."""
     keyed: list[tuple[int, tuple[str, ...]]] = []
     for d in result.differs:
+        same_time = d.recorded.time == d.recomputed.time or \
+            parse_instant(d.recorded.time) == parse_instant(d.recomputed.time)
         keyed.append((d.line, ("differs", str(d.line), d.cause, d.subject, d.kind,
-                               _money(d.recorded.amount, d.recorded.currency, d.recorded.time),
-                               _money(d.recomputed.amount, d.recomputed.currency, d.recomputed.time))))
+                               _side(d.recorded, d.recorded if same_time else None),
+                               _side(d.recomputed, d.recomputed if same_time else None))))
     for u in result.unexpected:
         keyed.append((u.line, ("unexpected", str(u.line), u.cause, u.subject, u.kind,
-                               _money(u.amount, u.currency, u.time), "-")))
+                               f"{u.amount} {u.currency}", "-")))
     for p in result.duplicate:
         keyed.append((p.line, ("duplicate", str(p.line), p.cause, p.subject, p.kind,
-                               _money(p.amount, p.currency, p.time), f"(first: line {p.first_line})")))
+                               f"{p.amount} {p.currency}", f"(first: line {p.first_line})")))
     for m in result.malformed:
         keyed.append((m.line, ("malformed", str(m.line), "", "", "", m.reason, "")))
     keyed.sort(key=lambda item: item[0])
     rows = [row for _, row in keyed]
     for line in result.missing:
-        entry = line.to_dict()
         rows.append(("missing", "-", line.cause, line.subject, line.kind, "-",
-                     _money(entry["amount"], line.currency, entry["time"])))
+                     f"{format_amount(line.amount, line.currency)} {line.currency}"))
     return rows
