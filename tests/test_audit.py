@@ -30,13 +30,15 @@ def envelope(ident: str, time: str, type_: str, subject: str, **data: Any) -> di
 LOG = [
     envelope("p", "2026-03-01T10:00:00Z", "project.created", "project/P", kind="creator", currency="USD",
              deadline="2026-04-01T00:00:00Z"),
-    envelope("a1", "2026-03-01T11:00:00Z", "order.agreed", "order/O1", project="P", fee="100.00", review="manual"),
-    envelope("a2", "2026-03-01T11:01:00Z", "order.agreed", "order/O2", project="P", fee="250.00", review="auto"),
+    envelope("a1", "2026-03-01T11:00:00Z", "order.agreed", "order/O1", project="P", fee="100.00",
+             review="manual"),
+    envelope("a2", "2026-03-01T11:01:00Z", "order.agreed", "order/O2", project="P", fee="250.00",
+             review="auto"),
     envelope("s2", "2026-03-02T09:00:00Z", "order.submitted", "order/O2"),
     envelope("r", "2026-03-03T09:00:00Z", "project.cancellation_requested", "project/P", by="advertiser"),
     envelope("c", "2026-03-04T09:00:00Z", "project.cancellation_accepted", "project/P", by="provider"),
-    envelope("pr", "2026-03-04T10:00:00Z", "promotion.created", "promotion/PR", budget="30.00", currency="EUR",
-             end="2026-03-10T00:00:00Z"),
+    envelope("pr", "2026-03-04T10:00:00Z", "promotion.created", "promotion/PR", budget="30.00",
+             currency="EUR", end="2026-03-10T00:00:00Z"),
     envelope("pa", "2026-03-04T10:05:00Z", "promotion.approved", "promotion/PR"),
     envelope("ps", "2026-03-05T10:00:00Z", "promotion.spent", "promotion/PR", amount="12.50"),
     # later than the promotion's end: its timer fires before this event
@@ -113,7 +115,8 @@ def test_cli_verify_of_the_replays_own_ledger_exits_0(report: Report, log: Path,
         "matched": 6, "differs": [], "missing": [], "unexpected": [], "duplicate": [], "malformed": [],
         "totals": {
             "EUR": {kind: {"recorded": v, "recomputed": v, "difference": "0.00"}
-                    for kind, v in (("hold_placed", "30.00"), ("hold_released", "17.50"), ("charge", "12.50"))},
+                    for kind, v in (("hold_placed", "30.00"), ("hold_released", "17.50"),
+                                    ("charge", "12.50"))},
             "USD": {kind: {"recorded": v, "recomputed": v, "difference": "0.00"}
                     for kind, v in (("refund", "90.00"), ("payment_released", "260.00"))},
         },
@@ -182,7 +185,8 @@ def test_a_key_recorded_twice_is_compared_once_and_then_a_duplicate(report: Repo
     assert row.recorded == 260 + 1 + 250  # duplicates count in the recorded totals
 
 
-def test_an_unexpected_key_recorded_twice_is_unexpected_then_duplicate(report: Report, tmp_path: Path) -> None:
+def test_an_unexpected_key_recorded_twice_is_unexpected_then_duplicate(report: Report,
+                                                                       tmp_path: Path) -> None:
     lines = own_lines(report)
     stray = {**lines[0], "cause": "nope"}
     result = verify(report.ledger, jsonl(tmp_path, *lines, stray, stray))
@@ -282,7 +286,8 @@ def test_cli_exit_2_when_the_recorded_file_cannot_be_read_at_all(log: Path, tmp_
     assert done.stderr.decode().count("\n") == 1 and problem in done.stderr.decode(), done.stderr
 
 
-def test_cli_exit_1_on_any_finding_and_on_a_rejected_log_line(report: Report, log: Path, tmp_path: Path) -> None:
+def test_cli_exit_1_on_any_finding_and_on_a_rejected_log_line(report: Report, log: Path,
+                                                              tmp_path: Path) -> None:
     lines = own_lines(report)
     done = cli("replay", log, "--verify", jsonl(tmp_path, *lines[1:]), "--format", "json")
     assert done.returncode == 1
