@@ -316,13 +316,34 @@ def _csv_lines(stream: io.TextIOWrapper, source: str) -> Iterator[tuple[int, Map
         raise VerifyError(f"{source}: the CSV file has no header row")
 
 
+# rec: the recorded lines that could be read (``line`` is the rowid: reading them in
+# the file's order needs no sort); bad: the others; calc: the computed ledger. ``occ``
+# is a line's occurrence among the lines of its key (0 but for repeated keys, which are
+# numbered after loading: the only window the queries sort), ``first`` the line of its
+# key's first occurrence.
 _SCHEMA = """
 CREATE TABLE rec (line INTEGER PRIMARY KEY, cause TEXT, subject TEXT, kind TEXT, amount TEXT,
-                  currency TEXT, time TEXT, time_key TEXT);
+                  currency TEXT, time TEXT, time_key TEXT, occ INTEGER NOT NULL DEFAULT 0,
+                  first INTEGER);
 CREATE TABLE bad (line INTEGER PRIMARY KEY, reason TEXT);
-CREATE TABLE calc (pos INTEGER PRIMARY KEY, cause TEXT, subject TEXT, kind TEXT, occ INTEGER,
-                   amount TEXT, currency TEXT, time TEXT);
+CREATE TABLE calc (pos INTEGER PRIMARY KEY, cause TEXT, subject TEXT, kind TEXT,
+                   amount TEXT, currency TEXT, time TEXT, occ INTEGER NOT NULL DEFAULT 0);
 """
+
+
+def _number_repeats(table: str, order: str) -> str:
+    """SQL numbering the occurrences of every key ``table`` holds more than once."""
+    return f"""
+        UPDATE {table} SET occ = n.occ{", first = n.first" if table == "rec" else ""} FROM (
+            SELECT {order}, ROW_NUMBER() OVER w - 1 AS occ, MIN({order}) OVER w AS first FROM {table}
+            WHERE (cause, subject, kind) IN (
+                SELECT cause, subject, kind FROM {table} GROUP BY cause, subject, kind HAVING COUNT(*) > 1)
+            WINDOW w AS (PARTITION BY cause, subject, kind ORDER BY {order})) AS n
+        WHERE {table}.{order} = n.{order}"""
+
+
+_INSERT_REC = ("INSERT INTO rec (line, cause, subject, kind, amount, currency, time, time_key) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 class RecordedLedger:
@@ -382,14 +403,15 @@ class RecordedLedger:
                 good.append((number, cause, value["subject"], kind, text, currency, time,  # type: ignore[index]
                              time_key))
             if len(good) >= self.BATCH:
-                db.executemany("INSERT INTO rec VALUES (?, ?, ?, ?, ?, ?, ?, ?)", good)
+                db.executemany(_INSERT_REC, good)
                 good.clear()
             if len(bad) >= self.BATCH:
                 db.executemany("INSERT INTO bad VALUES (?, ?)", bad)
                 bad.clear()
-        db.executemany("INSERT INTO rec VALUES (?, ?, ?, ?, ?, ?, ?, ?)", good)
+        db.executemany(_INSERT_REC, good)
         db.executemany("INSERT INTO bad VALUES (?, ?)", bad)
         db.execute("CREATE INDEX rec_key ON rec (cause, subject, kind, line)")
+        db.execute(_number_repeats("rec", "line"))
         db.execute("COMMIT")
 
     def close(self) -> None:
@@ -423,24 +445,19 @@ class RecordedLedger:
         db.execute("BEGIN")
         db.executemany("INSERT INTO calc (pos, cause, subject, kind, amount, currency, time) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows())
-        # The occurrence of each computed line among those of its key (nearly always 0).
-        db.execute("CREATE INDEX calc_key ON calc (cause, subject, kind, pos)")
-        db.execute("""UPDATE calc SET occ = n.occ FROM (
-                          SELECT pos, ROW_NUMBER() OVER (PARTITION BY cause, subject, kind ORDER BY pos) - 1
-                          AS occ FROM calc) AS n WHERE calc.pos = n.pos""")
-        db.execute("CREATE INDEX calc_occ ON calc (cause, subject, kind, occ)")
+        db.execute("CREATE INDEX calc_key ON calc (cause, subject, kind, occ)")
+        db.execute(_number_repeats("calc", "pos"))
         db.execute("COMMIT")
         matched = 0
         differs: list[Differs] = []
         unexpected: list[RecordedLine] = []
         duplicate: list[Duplicate] = []
+        # Every recorded line in the file's order, with the computed line of its key and
+        # occurrence, if any (an index lookup per line; no sort).
         recorded = db.execute("""
-            WITH r AS (
-                SELECT *, ROW_NUMBER() OVER w - 1 AS occ, MIN(line) OVER w AS first FROM rec
-                WINDOW w AS (PARTITION BY cause, subject, kind ORDER BY line))
             SELECT r.line, r.cause, r.subject, r.kind, r.amount, r.currency, r.time, r.time_key, r.occ,
                    r.first, c.amount, c.currency, c.time
-            FROM r LEFT JOIN calc AS c
+            FROM rec AS r LEFT JOIN calc AS c
               ON c.cause = r.cause AND c.subject = r.subject AND c.kind = r.kind AND c.occ = r.occ
             ORDER BY r.line""")
         for (line, cause, subject, kind, amount, currency, time, time_key, occ, first,
@@ -460,8 +477,8 @@ class RecordedLedger:
             LedgerLine(parse_instant(time), kind, subject, Decimal(amount), currency, cause)
             for cause, subject, kind, amount, currency, time in db.execute("""
                 SELECT c.cause, c.subject, c.kind, c.amount, c.currency, c.time FROM calc AS c
-                WHERE c.occ >= (SELECT COUNT(*) FROM rec AS r
-                                WHERE r.cause = c.cause AND r.subject = c.subject AND r.kind = c.kind)
+                WHERE NOT EXISTS (SELECT 1 FROM rec AS r WHERE r.cause = c.cause AND r.subject = c.subject
+                                  AND r.kind = c.kind AND r.occ = c.occ)
                 ORDER BY c.pos""")
         ]
         malformed = [Malformed(line, reason) for line, reason in db.execute(
