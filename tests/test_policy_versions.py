@@ -311,6 +311,15 @@ def test_the_library_replay_takes_the_versions_and_defaults_to_the_builtin_alone
     assert priced["stats"] == json.loads(plain)["stats"]
 
 
+def test_a_parallel_replay_prices_by_the_same_versions() -> None:
+    from statemachine.replay import replay_path
+
+    policies = load_policies([ROOT / "examples" / "policy-2026-03.toml"])
+    one = to_json(replay_path(EXAMPLE, policies=policies))
+    assert to_json(replay_path(EXAMPLE, policies=policies, workers=2)) == one
+    assert one != to_json(replay_path(EXAMPLE))
+
+
 def test_an_engine_reopened_without_a_version_its_orders_need_says_so(policies: Policies,
                                                                        tmp_path: Path) -> None:
     from statemachine.store import SQLiteStore

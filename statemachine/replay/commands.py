@@ -77,6 +77,15 @@ def _write(data: str | bytes) -> int | None:
     return None
 
 
+def _note_as_of(args: argparse.Namespace, report: Report) -> None:
+    """As the plain replay does: say so when --as-of lies before the log's last event."""
+    if args.as_of is not None and report.as_of is not None and args.as_of < report.as_of:
+        from ..timeutil import format_instant
+
+        print(f"note: --as-of {format_instant(args.as_of)} is before the last event; the report "
+              f"is as of {format_instant(report.as_of)} (time never goes back)", file=sys.stderr)
+
+
 def run_policy_replay(args: argparse.Namespace) -> int:
     """``replay LOG [--policy FILE]... [--verify RECORDED | --what-if FILE]``."""
     from ..lifecycles.versions import PolicyError, load_policies, load_version
@@ -114,10 +123,12 @@ def run_policy_replay(args: argparse.Namespace) -> int:
     try:
         if draft is not None:
             result = what_if(run, draft, policies)
+            _note_as_of(args, result.baseline)
             failed = _write(render_what_if_text(result) if text else
                             orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
             return failed if failed is not None else result.exit_status
         report = run(policies)
+        _note_as_of(args, report)
         if recorded is None:
             failed = _write(render_text(report) if text else to_json(report))
             return failed if failed is not None else report.exit_status
