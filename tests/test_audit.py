@@ -197,6 +197,8 @@ def test_an_unexpected_key_recorded_twice_is_unexpected_then_duplicate(report: R
 
 MALFORMED_JSON = [
     ("{not json", "not JSON"),
+    ('{"time": "2026-03-02T09:00:00Z", "kind": "refund", "subject": "order/\\udcff", "amount": "1.00", '
+     '"currency": "USD", "cause": "x"}', "not JSON"),
     ("[1, 2]", "not a JSON object"),
     ('"text"', "not a JSON object"),
     ({"time": "2026-03-02T09:00:00Z", "kind": "refund", "subject": "order/O1", "amount": "1.00",

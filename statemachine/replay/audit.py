@@ -264,7 +264,8 @@ def _json_lines(stream: io.BufferedReader) -> Iterator[tuple[int, Mapping[str, A
         except orjson.JSONDecodeError as exc:
             try:  # integers beyond 64 bits are valid JSON; orjson refuses them
                 value = json.loads(line, parse_float=Decimal)
-            except (ValueError, RecursionError):
+                json.dumps(value, default=str, ensure_ascii=False).encode("utf-8")  # a lone surrogate: no text
+            except (ValueError, RecursionError):  # UnicodeError is a ValueError
                 yield number, f"not JSON: {str(exc).replace('line 1 column', 'column')}"
                 continue
         if type(value) is not dict:
