@@ -264,7 +264,7 @@ def _json_lines(stream: io.BufferedReader) -> Iterator[tuple[int, Mapping[str, A
         except orjson.JSONDecodeError as exc:
             try:  # integers beyond 64 bits are valid JSON; orjson refuses them
                 value = json.loads(line, parse_float=Decimal)
-                json.dumps(value, default=str, ensure_ascii=False).encode("utf-8")  # a lone surrogate: no text
+                json.dumps(value, default=str, ensure_ascii=False).encode()  # a lone surrogate: no text
             except (ValueError, RecursionError):  # UnicodeError is a ValueError
                 yield number, f"not JSON: {str(exc).replace('line 1 column', 'column')}"
                 continue
