@@ -355,6 +355,8 @@ class RecordedLedger:
     """
 
     BATCH = 10_000
+    #: SQLite's page cache (KiB): what memory the audit takes, whatever the file's length.
+    CACHE_KB = 65_536
 
     def __init__(self, path: str | Path) -> None:
         self.source = str(path)
@@ -364,17 +366,25 @@ class RecordedLedger:
                               f"{suffix or '(none)'}: use .jsonl, .ndjson or .csv")
         fd, self._db_path = tempfile.mkstemp(prefix="collab-verify-", suffix=".sqlite")
         os.close(fd)
-        self._db = sqlite3.connect(self._db_path, isolation_level=None)
+        self._db: sqlite3.Connection | None = self._connect()
         try:
-            for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -65536",
-                           "temp_store = FILE"):
-                self._db.execute(f"PRAGMA {pragma}")
             self._db.executescript(_SCHEMA)
             self.recorded_totals: dict[tuple[str, str], Decimal] = {}
             self._load(path, suffix)
         except BaseException:
             self.close()
             raise
+        # Closed until compare(): its page cache is not held while the replay runs.
+        self._db.close()
+        self._db = None
+
+    def _connect(self) -> sqlite3.Connection:
+        """The index file: a scratch file (no journal, no syncs), a bounded page cache."""
+        db = sqlite3.connect(self._db_path, isolation_level=None)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{self.CACHE_KB}",
+                       "temp_store = FILE"):
+            db.execute(f"PRAGMA {pragma}")
+        return db
 
     def _load(self, path: str | Path, suffix: str) -> None:
         try:
@@ -392,6 +402,7 @@ class RecordedLedger:
         good: list[_Row] = []
         bad: list[tuple[int, str]] = []
         db = self._db
+        assert db is not None
         db.execute("BEGIN")
         for number, value in lines:
             checked = value if isinstance(value, str) else _check(value)
@@ -420,7 +431,7 @@ class RecordedLedger:
         db = getattr(self, "_db", None)
         if db is not None:
             db.close()
-            self._db = None  # type: ignore[assignment]
+            self._db = None
         with contextlib.suppress(OSError):
             os.unlink(self._db_path)
 
@@ -432,8 +443,10 @@ class RecordedLedger:
 
     # -- the comparison -------------------------------------------------------------
     def compare(self, ledger: Iterable[LedgerLine]) -> Verification:
-        """Hold ``ledger`` (the replay's, in its order) against the recorded lines."""
-        db = self._db
+        """Hold ``ledger`` (the replay's, in its order) against the recorded lines (once)."""
+        if self._db is not None or not os.path.exists(self._db_path):
+            raise ValueError("compare() runs once, on an open RecordedLedger")
+        db = self._db = self._connect()
         computed: dict[tuple[str, str], Decimal] = {}
 
         def rows() -> Iterator[tuple[int, str, str, str, str, str, str]]:
