@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import io
 import json
 import os
@@ -343,6 +344,19 @@ def _number_repeats(table: str, order: str) -> str:
         WHERE {table}.{order} = n.{order}"""
 
 
+def _give_back_memory() -> None:
+    """Return the heap SQLite freed to the system (glibc's ``malloc_trim``).
+
+    Why: SQLite's page cache and sorters are allocated with ``malloc`` from glibc's heap;
+    freed, they stay in the process, and Python's object arenas (mapped separately)
+    never reuse them. Measured on a ledger of a million lines, the report written after
+    the audit then peaked 300 MB higher than without it; trimmed, a few MB. Elsewhere
+    (another libc, another system) this does nothing.
+    """
+    with contextlib.suppress(AttributeError, OSError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 _INSERT_REC = ("INSERT INTO rec (line, cause, subject, kind, amount, currency, time, time_key) "
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -377,6 +391,7 @@ class RecordedLedger:
         # Closed until compare(): its page cache is not held while the replay runs.
         self._db.close()
         self._db = None
+        _give_back_memory()
 
     def _connect(self) -> sqlite3.Connection:
         """The index file: a scratch file (no journal, no syncs), a bounded page cache."""
@@ -432,6 +447,7 @@ class RecordedLedger:
         if db is not None:
             db.close()
             self._db = None
+            _give_back_memory()
         with contextlib.suppress(OSError):
             os.unlink(self._db_path)
 
