@@ -33,6 +33,7 @@ except ImportError:  # run from a fresh clone without installing: use the checko
 import uvicorn
 
 from statemachine import Engine
+from statemachine.lifecycles import PolicyError, load_policies
 from statemachine.loading import DomainError, load_domain
 from statemachine.service import create_app
 from statemachine.service.auth import AuthError, load_tokens
@@ -68,7 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "clock (300)")
     parser.add_argument("--max-body", type=int, default=262144, metavar="BYTES",
                         help="refuse request bodies larger than BYTES with 413 (262144)")
+    parser.add_argument("--policy", action="append", default=[], metavar="FILE",
+                        help="a policy version (TOML) besides the built-in one (repeatable)")
     args = parser.parse_args(argv)
+    try:  # a bad policy file: one line naming file, key and problem
+        policies = load_policies(args.policy)
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     level = logging.DEBUG if args.verbose else logging.WARNING
     configure_logging(level, args.log_format)
     try:  # --domain: loaded and compiled before anything is opened
@@ -88,8 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"loopback only, not on {args.host}; pass --auth FILE to serve other hosts",
               file=sys.stderr)
         return 2
+    if domain is not None and args.policy:
+        print("error: --policy prices this project's own lifecycles; it does not apply to --domain",
+              file=sys.stderr)
+        return 2
     try:  # open the store first: a bad path is one line, not a traceback from a worker
-        engine = Engine(domain, store=open_store(args.db))
+        engine = (Engine(domain, store=open_store(args.db)) if domain is not None
+                  else Engine(store=open_store(args.db), policies=policies))
+    except PolicyError as exc:  # a stored order governed by a version not given
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (sqlite3.Error, OSError, StoreError, ImportError) as exc:
         print(f"error: cannot open the store {describe(args.db)}: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from .envelope import MalformedEvent, to_event
 from .timeutil import parse_instant
 
 if TYPE_CHECKING:
+    from .lifecycles.versions import Policies
     from .replay.report import LedgerLine
     from .store import LedgerPage, LedgerPosition, OutboxItem, Recorded
     from .store.contract import Store
@@ -50,11 +51,19 @@ class Engine:
     'active'
     """
 
-    def __init__(self, domain: Domain | None = None, *, store: Store | None = None) -> None:
+    def __init__(self, domain: Domain | None = None, *, store: Store | None = None,
+                 policies: Policies | None = None) -> None:
+        """``policies``: the policy versions orders are priced by (``policy-versions.md``;
+        default: the built-in version alone); only with the project's own lifecycles."""
+        if policies is not None and domain is not None:
+            raise ValueError("give either a domain or policies (the project's lifecycles priced by them)")
         if domain is None:
-            from .lifecycles import DOMAIN
+            from .lifecycles import BUILTIN_POLICIES, domain_for
 
-            domain = DOMAIN
+            policies = policies or BUILTIN_POLICIES
+            domain = domain_for(policies)
+        #: The policy versions this engine prices orders by (``None`` for another domain).
+        self.policies = policies
         self.runtime = Runtime(domain)
         self.store = store
         self._durable: DurableRuntime | None = None
@@ -62,6 +71,12 @@ class Engine:
             from .store.durable import DurableRuntime
 
             self._durable = DurableRuntime(self.runtime, store)
+            if policies is not None:
+                # Every stored order must find the version that governs it: said now,
+                # not at its first refund (an unknown id raises PolicyError).
+                for entity in self.runtime.entities.values():
+                    if "policy" in entity.data:
+                        policies.get(entity.data["policy"])
 
     def apply(self, event: Mapping[str, Any] | Event) -> Outcome:
         """Apply one event (envelope dict or :class:`Event`). Timers due by its time

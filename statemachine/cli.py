@@ -124,13 +124,21 @@ def _parser() -> argparse.ArgumentParser:
             "--domain", metavar="MODULE:ATTRIBUTE",
             help="the lifecycles to run: a Domain or a Lifecycle, e.g. "
                  "examples.support_request:DOMAIN (default: ours)")
+    # Policy versions, audit and what-if (policy-versions.md): their own block and module.
+    from .replay.commands import add_policy_arguments
+
+    add_policy_arguments(rp, dg)
     return parser
 
 
 def _replay(args: argparse.Namespace) -> int:
     from .replay import render_text, replay_path
+    from .replay.commands import run_policy_replay, uses_policies
     from .replay.progress import terminal_progress
     from .replay.report import write_json
+
+    if uses_policies(args):  # --policy, --verify, --what-if
+        return run_policy_replay(args)
 
     try:
         with terminal_progress() as progress:

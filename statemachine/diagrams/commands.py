@@ -29,8 +29,18 @@ def _error(message: str) -> int:
 
 
 def run_diagrams(args: argparse.Namespace) -> int:
+    from ..lifecycles.versions import PolicyError
+    from ..replay.commands import policy_domain
+
     out = Path(args.out)
-    domain = getattr(args, "domain", None)  # None: ours
+    domain = getattr(args, "domain", None)  # --domain: another domain (None: ours)
+    if domain is not None and getattr(args, "policy", None):
+        return _error("--policy prices this project's own lifecycles; it does not apply to --domain")
+    if domain is None:
+        try:
+            domain = policy_domain(args)  # diagrams --policy FILE: that version's numbers
+        except PolicyError as exc:
+            return _error(str(exc))
     if args.check:
         problems = check(out, domain)
         for name, problem in problems:

@@ -3,12 +3,19 @@
 agreed → (in_progress) → submitted → approved / rejected → resubmitted …, with the
 14-day deemed approval and the content deadline as timers, and ``cancel`` fired by
 the project when its cancellation takes effect. Money rules live in :mod:`.policy`.
+
+The policy version in force when the order is agreed governs its money and timers
+(``policy-versions.md``): :func:`order_lifecycle` builds the lifecycle for a set of
+versions, and the order keeps its version's id in its data (``policy``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
+
+import attrs
 
 from ..engine import (
     INITIAL,
@@ -30,8 +37,9 @@ from ..money import MoneyError, validate_written
 from ..timeutil import format_instant, later
 from . import parties, policy
 from .effects import PaymentReleased, RefundIssued
+from .versions import BUILTIN_POLICIES, Policies, PolicyVersion
 
-__all__ = ["ORDER"]
+__all__ = ["ORDER", "order_lifecycle"]
 
 UNSETTLED = ("agreed", "in_progress", "submitted", "rejected")
 
@@ -98,11 +106,13 @@ def _may_deliver_reason(ctx: Context) -> str:
 
 
 # -- actions (return assignments, sends and effects; never act) ----------------------
-def _record_agreement(ctx: Context) -> Iterator[Any]:
+def _record_agreement(policies: Policies, ctx: Context) -> Iterator[Any]:
     project = ctx.parent()
     assert project is not None
     yield Assign(
         {
+            # The version in force at the agreement governs the order from now on.
+            "policy": policies.governing(ctx.time).id,
             "project": ctx.params["project"],
             "fee": validate_written(ctx.params["fee"], project.data["currency"]),
             "currency": project.data["currency"],
@@ -132,8 +142,9 @@ def _refund(ctx: Context, percent: int, rule: str) -> Iterator[Any]:
                               amount=released, currency=ctx.data["currency"])
 
 
-def _refund_expired(ctx: Context) -> Iterator[Any]:
-    yield from _refund(ctx, policy.EXPIRY_REFUND, "order/expired: 100 %")
+def _refund_expired(policies: Policies, ctx: Context) -> Iterator[Any]:
+    rule = policy.expiry_refund(policies.get(ctx.data.get("policy")), named=policies.named)
+    yield from _refund(ctx, rule.percent, rule.rule)
 
 
 def _refund_cancelled(ctx: Context) -> Iterator[Any]:
@@ -147,21 +158,66 @@ def _tell_project(ctx: Context) -> Iterator[Any]:
 
 
 # -- timers --------------------------------------------------------------------------
-def _deemed_due(data: Any) -> Any:
+def _deemed_due(policies: Policies, data: Any) -> Any:
     if data["review"] != "manual":
         return None
     # None past the calendar's end (year 10000): no event can ever reach that time.
-    return later(data["submitted_at"], policy.DEEMED_APPROVAL_AFTER)
+    return later(data["submitted_at"], policies.get(data.get("policy")).deemed_approval_after)
 
 
-ORDER = Lifecycle(
+def _days(version: PolicyVersion) -> str:
+    days = version.deemed_approval_days
+    return f"{days} day" if days == 1 else f"{days} days"
+
+
+def _cancel_label(version: PolicyVersion) -> str:
+    # "refund 90 / 50 / 100 % by policy": the creator table's percents that can move
+    # money (the delivered row never does), each once, in the table's order.
+    table = [version.creator_refund(stage, by) for by in policy.PARTIES
+             for stage in ("agreed", "submitted")]
+    return "refund " + " / ".join(str(p) for p in dict.fromkeys(table)) + " % by policy"
+
+
+def order_lifecycle(policies: Policies = BUILTIN_POLICIES) -> Lifecycle:
+    """The Order lifecycle priced by ``policies``; diagrams label it with the latest
+    version's numbers. The same declaration whatever the versions: only the numbers
+    the money actions and the deemed-approval timer read differ."""
+    label = policies.latest
+    return attrs.evolve(
+        _ORDER,
+        states=tuple(
+            attrs.evolve(s, description=f"No review answer within {_days(label)}; the fee is released.")
+            if s.name == "deemed_approved" else s for s in _ORDER.states),
+        actions=(
+            Action("record_agreement", functools.partial(_record_agreement, policies)),
+            *_ORDER.actions[:2],
+            Action("refund_expired", functools.partial(_refund_expired, policies),
+                   f"refund {label.expiry_refund_percent} %"),
+            Action("refund_cancelled", _refund_cancelled, _cancel_label(label)),
+            *_ORDER.actions[2:],
+        ),
+        transitions=tuple(
+            attrs.evolve(t, description=f"{_days(label)} after the latest submission, manual review")
+            if t.trigger == "deem_approve" else t for t in _ORDER.transitions),
+        timers=(
+            Timer("deemed_approval", "deem_approve", ("submitted",),
+                  functools.partial(_deemed_due, policies),
+                  lambda data: data["submitted_event"], delay=_days(label),
+                  period=label.deemed_approval_after),
+            *_ORDER.timers,
+        ),
+    )
+
+
+# The parts that do not depend on the versions; order_lifecycle completes them.
+_ORDER = Lifecycle(
     name="order",
     kind="order",
     title="Order",
     description="One piece of content inside a project, from agreement to settlement.",
     parent=Parent(kind="project", field="project"),
     data=("project", "fee", "currency", "review", "deadline", "agreed_event", "submitted_at",
-          "submitted_event"),
+          "submitted_event", "policy"),
     states=(
         State("agreed", "The fee is agreed; nothing delivered yet."),
         State("in_progress", "A creator accepted the invitation: an open order.", group="open"),
@@ -170,7 +226,7 @@ ORDER = Lifecycle(
               group="open"),
         State("approved", "Finally approved; the fee is released.", final=True,
               group="settled", on_enter=("release_fee", "tell_project")),
-        State("deemed_approved", "No review answer within 14 days; the fee is released.",
+        State("deemed_approved", "(order_lifecycle: the version's period)",
               final=True, group="settled", on_enter=("release_fee", "tell_project")),
         State("expired", "The content deadline passed undelivered; refunded in full.",
               final=True, group="settled", on_enter=("tell_project",)),
@@ -190,11 +246,8 @@ ORDER = Lifecycle(
               "the review is manual", "auto review"),
     ),
     actions=(
-        Action("record_agreement", _record_agreement),
         Action("record_submission", _record_submission),
         Action("release_fee", _release_fee, "release fee"),
-        Action("refund_expired", _refund_expired, "refund 100 %"),
-        Action("refund_cancelled", _refund_cancelled, "refund 90 / 50 / 100 % by policy"),
         Action("tell_project", _tell_project),
     ),
     transitions=(
@@ -213,7 +266,7 @@ ORDER = Lifecycle(
         Transition("resubmit", ("rejected",), "submitted", guards=("before_deadline",),
                    actions=("record_submission",), description="restarts the review clock"),
         Transition("deem_approve", ("submitted",), "deemed_approved", internal=True,
-                   description="14 days after the latest submission, manual review"),
+                   description="(order_lifecycle: the version's period)"),
         Transition("expire", ("agreed", "in_progress", "rejected"), "expired", internal=True,
                    actions=("refund_expired",), description="the content deadline passed"),
         Transition("cancel", UNSETTLED, "cancelled", internal=True,
@@ -228,9 +281,6 @@ ORDER = Lifecycle(
                    guards=("before_deadline",), actions=("record_submission",)),
     ),
     timers=(
-        Timer("deemed_approval", "deem_approve", ("submitted",), _deemed_due,
-              lambda data: data["submitted_event"], delay="14 days",
-              period=policy.DEEMED_APPROVAL_AFTER),
         Timer("content_deadline", "expire", ("agreed", "in_progress", "rejected"),
               lambda data: data["deadline"], lambda data: data["agreed_event"],
               delay="content deadline"),
@@ -248,3 +298,6 @@ ORDER = Lifecycle(
         Input("order.resubmitted", "resubmit", parties=parties.DELIVERER),
     ),
 )
+
+#: The Order lifecycle under the built-in version alone.
+ORDER = order_lifecycle()

@@ -3,6 +3,11 @@
 "Why was this refund 90 %?" is answered here: each rule is a named constant or a
 small pure function citing the row of the spec it implements. The lifecycles call
 these; nothing else decides a percentage, a delay or a channel.
+
+The numbers themselves are data: a :class:`~.versions.PolicyVersion` (a TOML file;
+``policy-versions.md``). The constants below are the built-in version's, read from
+its file; the functions take the version that governs the order (default: the
+built-in one).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from decimal import Decimal
 import attrs
 
 from ..money import percent_of
+from .versions import BUILTIN, PolicyVersion
 
 __all__ = [
     "ADVERTISER",
@@ -26,6 +32,8 @@ __all__ = [
     "SETTLED",
     "RefundRule",
     "creator_cancellation_refund",
+    "deemed_approval_after",
+    "expiry_refund",
     "partner_cancellation_refund",
     "split_fee",
 ]
@@ -36,7 +44,8 @@ PARTIES = (ADVERTISER, PROVIDER)
 
 #: Order: "approval will be deemed if there is no response after 14 days" — due
 #: exactly 14 days after the latest (re)submission; a resubmission restarts it.
-DEEMED_APPROVAL_AFTER = timedelta(days=14)
+#: (The built-in version's period; an order's own version may say otherwise.)
+DEEMED_APPROVAL_AFTER: timedelta = BUILTIN.deemed_approval_after
 
 #: Order states, as the spec groups them. *Delivered*: approved or deemed approved.
 #: *Open*: delivery started and not yet delivered. *Settled*: money fully decided
@@ -48,8 +57,8 @@ SETTLED = frozenset({"approved", "deemed_approved", "expired"})
 KEEPS_STATE_ON_CANCELLATION = frozenset({"approved", "deemed_approved", "expired", "cancelled"})
 
 #: Order row "(timer) content deadline passes": the provider failed to deliver in
-#: time, so the advertiser gets everything back.
-EXPIRY_REFUND = 100
+#: time, so the advertiser gets everything back. (The built-in version's percent.)
+EXPIRY_REFUND: int = BUILTIN.expiry_refund_percent
 
 #: "the engine also emits a notification request for both parties (platform or
 #: e-mail)". Our choice: creators work on the platform, so they are notified there;
@@ -66,45 +75,69 @@ class RefundRule:
 
 
 # Creator project, "Refunds when a cancellation takes effect", priced by the order's
-# stage when the cancellation was *requested*. Keys: (stage, requested_by).
-_CREATOR_TABLE: dict[tuple[str, str], RefundRule] = {
-    # "agreed, content not submitted" (in_progress included)
-    ("not_submitted", ADVERTISER): RefundRule(90, "creator/advertiser/not-submitted: 90 %"),
-    ("not_submitted", PROVIDER): RefundRule(100, "creator/provider/not-submitted: 100 %"),
-    # "submitted / rejected (not finally approved)"
-    ("submitted", ADVERTISER): RefundRule(50, "creator/advertiser/submitted: 50 %"),
-    # Our choice in the spec: the provider withdrew, so the advertiser gets it all.
-    ("submitted", PROVIDER): RefundRule(100, "creator/provider/submitted: 100 %"),
-    # "approved or deemed approved": full payment due.
-    ("approved", ADVERTISER): RefundRule(0, "creator/advertiser/approved: 0 %"),
-    ("approved", PROVIDER): RefundRule(0, "creator/provider/approved: 0 %"),
-}
-
+# stage when the cancellation was *requested*: the version's table row of each state.
 _STAGE = {
-    "agreed": "not_submitted",
-    "in_progress": "not_submitted",
+    # "agreed, content not submitted" (in_progress included)
+    "agreed": "agreed",
+    "in_progress": "agreed",
+    # "submitted / rejected (not finally approved)"
     "submitted": "submitted",
     "rejected": "submitted",
-    "approved": "approved",
-    "deemed_approved": "approved",
+    # "approved or deemed approved": full payment due (never moves money: released at approval)
+    "approved": "delivered",
+    "deemed_approved": "delivered",
 }
 
+#: The names the rules of the built-in version alone have always carried, per row.
+_LEGACY_ROW = {"agreed": "not-submitted", "submitted": "submitted", "delivered": "approved"}
 
-def creator_cancellation_refund(stage_at_request: str, requested_by: str) -> RefundRule:
+
+def _named(version: PolicyVersion, named: bool | None) -> bool:
+    return version is not BUILTIN if named is None else named
+
+
+def _rule(text: str, version: PolicyVersion, named: bool | None) -> str:
+    return f"{text} (policy {version.id})" if _named(version, named) else text
+
+
+def creator_cancellation_refund(stage_at_request: str, requested_by: str,
+                                version: PolicyVersion = BUILTIN, *,
+                                named: bool | None = None) -> RefundRule:
     """The refund for one order of a creator project whose cancellation takes effect.
 
     ``stage_at_request`` is the order's state when the cancellation was requested (the
-    policy prices the stage "in which the cancellation has been communicated").
+    policy prices the stage "in which the cancellation has been communicated");
+    ``version`` the policy version that governs the order (the one in force when it
+    was agreed). ``named``: whether the rule names the version (default: unless it is
+    the built-in one); the built-in version alone keeps its rules' old names
+    (``creator/advertiser/not-submitted: 90 %``), a named rule reads as the spec's
+    example (``creator/advertiser/agreed: 80 % (policy 2026-07)``).
     """
-    return _CREATOR_TABLE[(_STAGE[stage_at_request], requested_by)]
+    row = _STAGE[stage_at_request]
+    percent = version.creator_refund(row, requested_by)
+    label = row if _named(version, named) else _LEGACY_ROW[row]
+    return RefundRule(percent, _rule(f"creator/{requested_by}/{label}: {percent} %", version, named))
 
 
-def partner_cancellation_refund(state: str) -> RefundRule:
+def partner_cancellation_refund(state: str, version: PolicyVersion = BUILTIN, *,
+                                named: bool | None = None) -> RefundRule:
     """Partner project: every order never delivered is refunded in full, every
-    delivered one paid in full ("the outstanding balance")."""
+    delivered one paid in full ("the outstanding balance"). Partner projects keep this
+    rule under every version; the rule still names the version governing the order."""
     if state in DELIVERED:
-        return RefundRule(0, "partner/delivered: 0 %")
-    return RefundRule(100, "partner/undelivered: 100 %")
+        return RefundRule(0, _rule("partner/delivered: 0 %", version, named))
+    return RefundRule(100, _rule("partner/undelivered: 100 %", version, named))
+
+
+def expiry_refund(version: PolicyVersion = BUILTIN, *, named: bool | None = None) -> RefundRule:
+    """Order row "(timer) content deadline passes": the version's expiry percent."""
+    percent = version.expiry_refund_percent
+    return RefundRule(percent, _rule(f"order/expired: {percent} %", version, named))
+
+
+def deemed_approval_after(version: PolicyVersion = BUILTIN) -> timedelta:
+    """How long after the latest (re)submission approval is deemed, under ``version``."""
+    return version.deemed_approval_after
 
 
 def split_fee(fee: Decimal, percent: int, currency: str) -> tuple[Decimal, Decimal]:

@@ -9,9 +9,12 @@ pieces below so the rules they share are written once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+
+import attrs
 
 from ..engine import (
     INITIAL,
@@ -30,8 +33,9 @@ from ..engine import fields as f
 from ..timeutil import format_instant
 from . import parties, policy
 from .effects import AccountCredited, CancellationEffective, NotificationRequested
+from .versions import BUILTIN_POLICIES, Policies
 
-__all__ = ["PROJECT_CREATOR", "PROJECT_PARTNER"]
+__all__ = ["PROJECT_CREATOR", "PROJECT_PARTNER", "project_lifecycles"]
 
 
 # -- guards (pure) --------------------------------------------------------------------
@@ -90,22 +94,27 @@ def _clear_request(ctx: Context) -> Iterator[Any]:
     yield Assign({"requested_by": None, "reason": None, "stages": None})
 
 
-def _take_effect(ctx: Context) -> Iterator[Any]:
+def _take_effect(policies: Policies, ctx: Context) -> Iterator[Any]:
     """Entering ``cancelled``: cancel every order whose money is not decided yet, with
-    the refund the policy gives it; notify both parties; credit the advertiser."""
+    the refund the policy gives it; notify both parties; credit the advertiser.
+
+    Each order is priced by the version that governs it (the one in force when it was
+    agreed), whenever the cancellation was requested or took effect."""
     kind, currency = ctx.data["kind"], ctx.data["currency"]
     stages = ctx.data.get("stages") or {}
     credited = Decimal(0)
     for order in ctx.children():
         if order.state in policy.KEEPS_STATE_ON_CANCELLATION:
             continue
+        version = policies.get(order.data.get("policy"))
         if kind == "creator":
             # Priced by the stage at the request; an order unsettled now was unsettled then
             # (settled states are final), so the snapshot always has a priced stage.
             stage = stages.get(order.subject, order.state)
-            rule = policy.creator_cancellation_refund(stage, ctx.data["requested_by"])
+            rule = policy.creator_cancellation_refund(stage, ctx.data["requested_by"], version,
+                                                      named=policies.named)
         else:
-            rule = policy.partner_cancellation_refund(order.state)
+            rule = policy.partner_cancellation_refund(order.state, version, named=policies.named)
         credited += policy.split_fee(order.data["fee"], rule.percent, currency)[0]
         yield Send(order.subject, "cancel", {"percent": rule.percent, "rule": rule.rule})
     yield CancellationEffective(cause=ctx.event_id, time=ctx.time, project=ctx.subject)
@@ -147,7 +156,8 @@ ACTIONS = (
     Action("record_creation", _record_creation),
     Action("record_request", _record_request, "record order stages"),
     Action("clear_request", _clear_request),
-    Action("take_effect", _take_effect, "refund per policy, notify, credit"),
+    Action("take_effect", functools.partial(_take_effect, BUILTIN_POLICIES),
+           "refund per policy, notify, credit"),
 )
 
 _BY = Field("by", f.choice(*policy.PARTIES))
@@ -249,3 +259,16 @@ PROJECT_PARTNER = Lifecycle(
     ),
     inputs=(*INPUTS, REVIEW_INPUT),
 )
+
+
+def project_lifecycles(policies: Policies = BUILTIN_POLICIES) -> tuple[Lifecycle, Lifecycle]:
+    """The creator and partner Project lifecycles whose cancellations price each order
+    by the version (of ``policies``) that governs it."""
+    take_effect = functools.partial(_take_effect, policies)
+
+    def priced(lifecycle: Lifecycle) -> Lifecycle:
+        return attrs.evolve(lifecycle, actions=tuple(
+            attrs.evolve(a, run=take_effect) if a.name == "take_effect" else a
+            for a in lifecycle.actions))
+
+    return priced(PROJECT_CREATOR), priced(PROJECT_PARTNER)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import msgspec
 
@@ -31,6 +31,9 @@ from ..envelope import MalformedEvent, digest, loads, to_event
 from ..limits import LIMITS
 from .campaigns import CampaignSummary, summarize
 from .report import LedgerLine, Rejection, Report
+
+if TYPE_CHECKING:
+    from ..lifecycles.versions import Policies
 
 __all__ = ["Replayer", "book", "read_lines", "replay", "replay_path", "sort_lines"]
 
@@ -232,13 +235,17 @@ def sort_lines(lines: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
 
 def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = False,
            domain: Domain | None = None, spill_ids: bool = False,
-           progress: Callable[[Replayer], None] | None = None, interpret: bool = False) -> Report:
+           progress: Callable[[Replayer], None] | None = None, interpret: bool = False,
+           policies: Policies | None = None) -> Report:
     """Replay a JSON Lines log from a binary stream and return the report.
 
     ``spill_ids``: see :class:`Replayer`; the report is the same either way.
     ``interpret``: run the reference interpreter instead of the generated step functions
     (the same report, slower: for differential tests and debugging).
+    ``policies``: the policy versions orders are priced by (``policy-versions.md``;
+    default: the built-in version alone), for the project's own lifecycles.
     """
+    domain = _priced(domain, policies)
     with Replayer(domain, spill_ids=spill_ids, interpret=interpret) as replayer:
         lines: Iterable[tuple[int, bytes, int]]
         if sort:
@@ -352,10 +359,25 @@ def replay_path(path: str | Path, *, workers: int = 1, **options: object) -> Rep
 
     ``workers`` other than 1 replays it on that many processes (0: one per CPU; see
     :mod:`.parallel`): the same report, sooner on a machine with cores to spare.
+    ``policies`` as in :func:`replay`.
     """
+    policies = options.pop("policies", None)
+    if policies is not None:
+        options["domain"] = _priced(options.get("domain"), policies)  # type: ignore[arg-type]
     if workers != 1:
         from .parallel import replay_parallel
 
         return replay_parallel(path, workers, **options)  # type: ignore[arg-type]
     with open(path, "rb") as stream:
         return replay(stream, **options)  # type: ignore[arg-type]
+
+
+def _priced(domain: Domain | None, policies: Policies | None) -> Domain | None:
+    """The domain a replay runs: the project's lifecycles priced by ``policies``."""
+    if policies is None:
+        return domain
+    if domain is not None:
+        raise ValueError("give either a domain or policies (the project's lifecycles priced by them)")
+    from ..lifecycles import domain_for
+
+    return domain_for(policies)

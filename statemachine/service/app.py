@@ -20,6 +20,7 @@ With ``auth`` (:mod:`.auth`) every route but ``/health`` and ``/metrics`` needs 
 token (401 without a known one) and an event goes through only as its party may send it
 (403). With ``timer_interval`` the timers due on the wall clock fire by themselves
 (:mod:`.clock`).
+    GET  /policies                             the policy versions in force (ids, dates)
 
 Errors are RFC 9457 problem details (``application/problem+json``): ``type``,
 ``title``, ``status``, ``detail`` and ``field`` (the offending field, or ``null``
@@ -64,6 +65,7 @@ from ..envelope import MalformedEvent, loads
 from ..http_schema import document
 from ..lifecycles import DOMAIN
 from ..lifecycles.parties import PLATFORM
+from ..lifecycles.versions import Policies
 from ..limits import ENV_ERROR, LIMITS, Limits
 from ..replay.report import LedgerLine, Report
 from ..store import LedgerPosition, OutboxItem, Recorded, StaleWrite
@@ -321,9 +323,11 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
                drain_interval: float | None = 1.0, clock: Clock | None = None,
                timer_interval: float | None = 0.25, auth: Tokens | None = None,
                clock_skew: timedelta = DEFAULT_SKEW, max_body: int = DEFAULT_MAX_BODY,
-               limits: Limits | None = None, domain: Domain | None = None) -> FastAPI:
+               limits: Limits | None = None, domain: Domain | None = None,
+               policies: Policies | None = None) -> FastAPI:
     """The service over the store at ``db`` (a SQLite path or a ``postgresql://`` URL),
-    or over ``engine``, which the caller owns.
+    or over ``engine``, which the caller owns. ``policies``: the policy versions an
+    engine opened on ``db`` prices orders by (default: the built-in one alone).
 
     With ``drain_interval`` the outbox is drained every so many seconds by logging each
     effect (a stand-in for a payment system); ``None`` or 0 leaves it to others.
@@ -339,6 +343,12 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     """
     if ENV_ERROR is not None:
         raise ValueError(ENV_ERROR)
+    if domain is not None and policies is not None:
+        raise ValueError("give either a domain or policies (the project's lifecycles priced by them)")
+    if engine is None and policies is not None:
+        from ..lifecycles import domain_for
+
+        domain = domain_for(policies)
     domain = engine.runtime.domain if engine is not None else (domain or DOMAIN)
     edge = Edge(clock=clock or utc_now, skew=clock_skew, max_body=max_body, limits=limits or LIMITS,
                 texts=text_fields(domain))
@@ -350,7 +360,9 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
-        app.state.engine = engine or Engine(domain, store=open_store(os.fspath(db)))  # type: ignore[arg-type]
+        app.state.engine = engine or (
+            Engine(store=open_store(os.fspath(db)), policies=policies)  # type: ignore[arg-type]
+            if policies is not None else Engine(domain, store=open_store(os.fspath(db))))  # type: ignore[arg-type]
         drainer = None
         if drain_interval:
             drainer = asyncio.create_task(_drain_forever(app.state.engine, drain_interval))
@@ -487,6 +499,11 @@ def create_app(db: str | os.PathLike[str] | None = None, *, engine: Engine | Non
         except Exception:  # a scrape still answers; /health tells that the store is down
             pending = None
         return Response(metrics.render(pending), media_type=CONTENT_TYPE)
+
+    @app.get("/policies", summary="The policy versions orders are priced by, with their dates")
+    async def get_policies(request: Request) -> JSONResponse:
+        chosen = engine_of(request).policies
+        return JSONResponse({"policies": [v.to_dict() for v in (chosen.versions if chosen else ())]})
 
     return app
 
