@@ -1,6 +1,6 @@
 """The command line: a thin face over the library. No rule lives here.
 
-``python -m statemachine replay LOG [--format text|json] [--as-of TIME] [--sort]``
+``python -m statemachine replay LOG [--format text|json] [--as-of TIME] [--sort] [--html FILE]``
 ``python -m statemachine diagrams [--format svg|png|dot|mermaid] [--out DIR] [--check]``
 ``python -m statemachine diagram LOG SUBJECT [--format svg|png|dot|mermaid] [--out FILE]``
 """
@@ -103,12 +103,21 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument("--as-of", type=_instant, metavar="TIME",
                     help="fire the timers due up to TIME (RFC 3339) after the last event")
     de.add_argument("--sort", action="store_true", help="order the events by time first")
+    # The HTML report (issue 19): its own flag and module.
+    from .replay.html.command import add_html_argument
+
+    add_html_argument(rp)
     return parser
 
 
 def _replay(args: argparse.Namespace) -> int:
     from .replay import render_text, replay_path, to_json
     from .replay.progress import terminal_progress
+
+    if getattr(args, "html", None) is not None:  # --html FILE (issue 19)
+        from .replay.html.command import run_html_replay
+
+        return run_html_replay(args)
 
     try:
         with terminal_progress() as progress:
