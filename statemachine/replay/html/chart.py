@@ -28,13 +28,15 @@ import attrs
 from ...money import format_amount
 from ..report import LEDGER_KINDS, LedgerLine
 
-__all__ = ["DAILY_SPAN", "WEEKLY_SPAN", "MoneySeries", "Painter", "chart_spec", "chart_svg",
-           "money_over_time", "period_unit"]
+__all__ = ["DAILY_SPAN", "WEEKLY_SPAN", "DailySums", "MoneySeries", "Painter", "add_line", "chart_spec",
+           "chart_svg", "money_over_time", "period_unit", "totals_of"]
 
 #: A ledger spanning at most this many days is charted per day...
 DAILY_SPAN = 92
 #: ... at most this many per week (three years), and per month beyond.
 WEEKLY_SPAN = 3 * 366
+
+_ZERO = Decimal(0)
 
 #: Okabe-Ito colours, a dash pattern and a point shape for each ledger kind.
 KIND_STYLE: Mapping[str, tuple[str, tuple[int, ...], str]] = {
@@ -85,13 +87,43 @@ def _next(day: date, unit: str) -> date:
     return day + timedelta(days=1)
 
 
-def money_over_time(ledger: Iterable[LedgerLine]) -> list[MoneySeries]:
-    """The ledger per currency, period (UTC days) and kind; currencies sorted, kinds in
-    the report's order, every period from a currency's first to its last present."""
-    per_day: dict[tuple[str, date, str], Decimal] = {}
-    for line in ledger:
-        day_key = (line.currency, line.time.astimezone(UTC).date(), line.kind)
-        per_day[day_key] = per_day.get(day_key, Decimal(0)) + line.amount
+#: Money per ``(currency, UTC day, ledger kind)``: one pass over a ledger, from which
+#: the charts and the totals are drawn.
+DailySums = dict[tuple[str, date, str], Decimal]
+
+
+def add_line(sums: DailySums, line: LedgerLine) -> None:
+    """Count one ledger line into ``sums`` (exact: ``Decimal`` addition)."""
+    moment = line.time
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    key = (line.currency, moment.date(), line.kind)
+    sums[key] = sums.get(key, _ZERO) + line.amount
+
+
+def totals_of(sums: DailySums) -> dict[str, dict[str, Decimal]]:
+    """``Report.totals()`` from the daily sums: the same exact figures (sums of sums:
+    ``Decimal`` adds money exactly far beyond any ledger's size), kinds in the report's
+    order, currencies sorted."""
+    per: dict[str, dict[str, Decimal]] = {}
+    for (currency, _, kind), amount in sums.items():
+        kinds = per.setdefault(currency, {})
+        kinds[kind] = kinds.get(kind, _ZERO) + amount
+    order = {kind: i for i, kind in enumerate(LEDGER_KINDS)}
+    return {currency: dict(sorted(per[currency].items(), key=lambda item: (order.get(item[0], 99), item[0])))
+            for currency in sorted(per)}
+
+
+def money_over_time(ledger: Iterable[LedgerLine] | DailySums) -> list[MoneySeries]:
+    """The ledger (or its :data:`DailySums`) per currency, period and kind: currencies
+    sorted, kinds in the report's order, every period from a currency's first to its
+    last present."""
+    if isinstance(ledger, dict):
+        per_day: DailySums = ledger
+    else:
+        per_day = {}
+        for line in ledger:
+            add_line(per_day, line)
     if not per_day:
         return []
     days = [day for _, day, _ in per_day]
@@ -100,7 +132,7 @@ def money_over_time(ledger: Iterable[LedgerLine]) -> list[MoneySeries]:
     for (currency, day, kind), amount in per_day.items():
         per = sums.setdefault(currency, {})
         key = (_start(day, unit), kind)
-        per[key] = per.get(key, Decimal(0)) + amount
+        per[key] = per.get(key, _ZERO) + amount
     series = []
     for currency in sorted(sums):
         amounts = sums[currency]
@@ -111,6 +143,7 @@ def money_over_time(ledger: Iterable[LedgerLine]) -> list[MoneySeries]:
             periods.append(first)
             first = _next(first, unit)
         kinds = tuple(k for k in LEDGER_KINDS if any(kind == k for _, kind in amounts))
+        kinds += tuple(sorted({kind for _, kind in amounts} - set(kinds)))
         series.append(MoneySeries(currency, unit, tuple(periods), kinds, amounts))
     return series
 

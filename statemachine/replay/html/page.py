@@ -36,7 +36,7 @@ from ...engine.declaration import INITIAL, Domain
 from ...money import format_amount
 from ...timeutil import format_instant
 from ..report import LEDGER_KINDS, LedgerLine, Report
-from .chart import Painter, chart_svg, money_over_time
+from .chart import DailySums, Painter, add_line, chart_svg, money_over_time, totals_of
 from .paths import PathBook
 from .sample import group_by_kind_and_state, stratified
 from .sections import Section
@@ -51,14 +51,14 @@ class MissingExtra(RuntimeError):
 
 
 def require() -> None:
-    """Raise :class:`MissingExtra` unless the report's packages are importable: call it
-    before a long replay rather than fail after it."""
-    missing = []
-    for module, package in (("jinja2", "jinja2"), ("altair", "altair"), ("vl_convert", "vl-convert-python")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(package)
+    """Raise :class:`MissingExtra` unless the report's packages are installed: call it
+    before a long replay rather than fail after it. (Looked up, not imported: altair
+    takes a good part of a second to import, and the chart is drawn in a helper.)"""
+    from importlib.util import find_spec
+
+    missing = [package for module, package in (("jinja2", "jinja2"), ("altair", "altair"),
+                                                ("vl_convert", "vl-convert-python"))
+               if find_spec(module) is None]
     if missing:
         raise MissingExtra(f"the HTML report needs {', '.join(missing)}: {_EXTRA_HINT}")
 
@@ -67,13 +67,14 @@ def require() -> None:
 class Limits:
     """How much a report lists one by one (everything counted is always complete).
 
-    ``details``: entities shown in full (diagram, steps, ledger), about 20 KB each;
+    ``details``: entities shown in full (diagram, steps, ledger), about 20 KB each
+    and a run of Graphviz (a few milliseconds) each;
     ``listed``: entities in the search (kind, id, state), about 12 bytes each;
     ``rejected``: rejected lines listed, about 200 bytes each. With the defaults a
     report of a million events stays well under 20 MB.
     """
 
-    details: int = 150
+    details: int = 100
     listed: int = 200_000
     rejected: int = 5_000
 
@@ -158,9 +159,20 @@ def _context(report: Report, paths: PathBook | None, *, title: str, source: str 
     # while this thread tallies the rest.
     with ThreadPoolExecutor(1) as threads:
         drawn = threads.submit(overlay_svgs, drawings)
-        series = money_over_time(report.ledger)
+        # One pass over the ledger: the daily sums (chart and totals) and the lines of
+        # the entities shown in full.
+        sums: DailySums = {}
+        ledgers: dict[str, list[dict[str, str]]] = {s: [] for s in detailed}
+        for line in report.ledger:
+            add_line(sums, line)
+            rows = ledgers.get(line.subject)
+            if rows is not None:
+                rows.append(_ledger_row(line))
+        series = money_over_time(sums)
         chart = (painter.svg(series) if painter is not None else chart_svg(series)) if series else None
-        context = _tallies(report, detailed, traces, listed_states, limits)
+        context = _tallies(report, detailed, traces, ledgers, listed_states, limits)
+        context["totals"] = [(currency, {k: _money(v, currency) for k, v in per.items()})
+                             for currency, per in totals_of(sums).items()]
         try:
             diagrams, no_diagrams = drawn.result(), None
         except GraphvizMissing as exc:  # the page is still worth having: steps, ledger, states
@@ -184,7 +196,8 @@ def _context(report: Report, paths: PathBook | None, *, title: str, source: str 
 
 
 def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
-             listed_states: dict[str, str], limits: Limits) -> dict[str, Any]:
+             ledgers: dict[str, list[dict[str, str]]], listed_states: dict[str, str],
+             limits: Limits) -> dict[str, Any]:
     """Everything counted, summed or listed: the page's tables and the entity list."""
     entities = report.entities
     groups = group_by_kind_and_state(entities)
@@ -195,11 +208,6 @@ def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
     for rejection in report.rejected:
         reason = reason_of(rejection.error)
         reasons[reason] = reasons.get(reason, 0) + 1
-    ledgers: dict[str, list[dict[str, str]]] = {s: [] for s in detailed}
-    for line in report.ledger:
-        rows = ledgers.get(line.subject)
-        if rows is not None:
-            rows.append(_ledger_row(line))
     details = []
     for number, subject in enumerate(detailed):
         trace = traces.get(subject)
@@ -228,8 +236,6 @@ def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
         "states": sorted((kind, state, len(members)) for (kind, state), members in groups.items()),
         "entity_count": len(entities),
         "ledger_kinds": LEDGER_KINDS,
-        "totals": [(currency, {k: _money(v, currency) for k, v in per.items()})
-                   for currency, per in report.totals().items()],
         "ledger_lines": len(report.ledger),
         "reasons": sorted(reasons.items(), key=lambda item: (-item[1], item[0])),
         "rejected": [(r, reason_of(r.error)) for r in report.rejected[:limits.rejected]],
