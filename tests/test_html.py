@@ -377,3 +377,16 @@ def test_cli_cannot_write_the_file_is_one_line_and_exit_2(tmp_path: Path) -> Non
 def test_library_write_html_returns_the_size(traced, tmp_path: Path) -> None:
     path = tmp_path / "r.html"
     assert write_html(path, traced.report, traced.paths) == path.stat().st_size > 100_000
+
+
+def test_readme_example_runs_as_written(tmp_path: Path) -> None:
+    text = (ROOT / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "write_html" in b]
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "collaborations.jsonl").write_bytes(EXAMPLE.read_bytes())
+    done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["1 True"]
+    html = (tmp_path / "report.html").read_text("utf-8")
+    assert '<h2 id="section-verify-h">Verify</h2>' in html and "<td>100.00</td>" in html
