@@ -21,9 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 from ...money import format_amount
 from ..report import LEDGER_KINDS, LedgerLine
@@ -247,9 +250,13 @@ class Painter:
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
         self._warm = self._pool.submit(_warm_up)
 
+    def submit(self, series: Sequence[MoneySeries]) -> Future[str]:
+        """:func:`chart_svg` of ``series``, being drawn in the helper process."""
+        return self._pool.submit(chart_svg, list(series))
+
     def svg(self, series: Sequence[MoneySeries]) -> str:
         """:func:`chart_svg` of ``series``, drawn in the helper process."""
-        return self._pool.submit(chart_svg, list(series)).result()
+        return self.submit(series).result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

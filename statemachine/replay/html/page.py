@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -32,6 +33,7 @@ import attrs
 import orjson
 
 from ...diagrams.dot import GraphvizMissing
+from ...diagrams.trace import PathStep
 from ...engine.declaration import INITIAL, Domain
 from ...money import format_amount
 from ...timeutil import format_instant
@@ -123,7 +125,7 @@ def _script_json(value: object) -> str:
     return orjson.dumps(value).decode().replace("<", "\\u003c")
 
 
-def _money(amount: Any, currency: str) -> str:
+def _money(amount: Decimal, currency: str) -> str:
     return format_amount(amount, currency)
 
 
@@ -132,7 +134,7 @@ def _ledger_row(line: LedgerLine) -> dict[str, str]:
             "amount": _money(line.amount, line.currency), "currency": line.currency, "cause": line.cause}
 
 
-def _cause(step: Any) -> str:
+def _cause(step: PathStep) -> str:
     if step.timer is not None and step.via is not None:
         return f"timer {step.timer} of {step.via}"
     if step.timer is not None:
@@ -169,8 +171,9 @@ def _context(report: Report, paths: PathBook | None, *, title: str, source: str 
             if rows is not None:
                 rows.append(_ledger_row(line))
         series = money_over_time(sums)
-        chart = (painter.svg(series) if painter is not None else chart_svg(series)) if series else None
+        pending = painter.submit(series) if painter is not None and series else None
         context = _tallies(report, detailed, traces, ledgers, listed_states, limits)
+        chart = pending.result() if pending is not None else chart_svg(series) if series else None
         context["totals"] = [(currency, {k: _money(v, currency) for k, v in per.items()})
                              for currency, per in totals_of(sums).items()]
         try:
