@@ -390,3 +390,17 @@ def test_readme_example_runs_as_written(tmp_path: Path) -> None:
     assert done.stdout.splitlines() == ["1 True"]
     html = (tmp_path / "report.html").read_text("utf-8")
     assert '<h2 id="section-verify-h">Verify</h2>' in html and "<td>100.00</td>" in html
+
+
+def test_a_painter_whose_helper_died_is_replaced_by_drawing_here(traced) -> None:
+    import os
+    import signal
+
+    from statemachine.replay.html.chart import Painter
+
+    alone = render_html(traced.report, traced.paths)
+    with Painter() as painter:
+        assert render_html(traced.report, traced.paths, painter=painter) == alone
+        for pid in list(painter._pool._processes):  # the helper, killed as the OOM killer would
+            os.kill(pid, signal.SIGKILL)
+        assert render_html(traced.report, traced.paths, painter=painter) == alone

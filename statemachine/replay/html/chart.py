@@ -236,18 +236,19 @@ class Painter:
     Rendering holds the interpreter's lock, and its first call (importing altair,
     booting Vega's JavaScript engine) takes about a second: started early, that start-up
     runs on another core while the replay runs here, and the chart is ready in a tenth
-    of a second once the ledger is. Forked where the platform forks safely (Linux), so
-    it starts in milliseconds; spawned elsewhere. ``with Painter() as painter:``; then
+    of a second once the ledger is. The helper is *spawned* (a fresh interpreter), never
+    forked: a fork of a process that already drew a chart would copy vl-convert's
+    engine without the threads that run it, and wait for them forever. (As with any
+    spawned helper, a script using one keeps its top level under
+    ``if __name__ == "__main__":``.) ``with Painter() as painter:``; then
     ``render_html(..., painter=painter)``.
     """
 
     def __init__(self) -> None:
         import multiprocessing
-        import sys
         from concurrent.futures import ProcessPoolExecutor
 
-        method = "fork" if sys.platform.startswith("linux") else None
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         self._warm = self._pool.submit(_warm_up)
 
     def submit(self, series: Sequence[MoneySeries]) -> Future[str]:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
 from functools import cache
 from importlib.resources import files
@@ -171,9 +173,9 @@ def _context(report: Report, paths: PathBook | None, *, title: str, source: str 
             if rows is not None:
                 rows.append(_ledger_row(line))
         series = money_over_time(sums)
-        pending = painter.submit(series) if painter is not None and series else None
+        pending = _submit(painter, series)
         context = _tallies(report, detailed, traces, ledgers, listed_states, limits)
-        chart = pending.result() if pending is not None else chart_svg(series) if series else None
+        chart = _drawn(pending, series)
         context["totals"] = [(currency, {k: _money(v, currency) for k, v in per.items()})
                              for currency, per in totals_of(sums).items()]
         try:
@@ -196,6 +198,25 @@ def _context(report: Report, paths: PathBook | None, *, title: str, source: str 
         "script": _asset("report.js"),
     })
     return context
+
+
+def _submit(painter: Painter | None, series: Sequence[Any]) -> Future[str] | None:
+    if painter is None or not series:
+        return None
+    try:
+        return painter.submit(series)
+    except (BrokenProcessPool, RuntimeError):  # died before, or shut down: draw it here
+        return None
+
+
+def _drawn(pending: Future[str] | None, series: Sequence[Any]) -> str | None:
+    """The chart: the painter's, or drawn here if there is none or it broke."""
+    if pending is not None:
+        try:
+            return pending.result()
+        except (BrokenProcessPool, OSError):
+            pass  # the helper died (killed, out of memory): draw it here after all
+    return chart_svg(series) if series else None
 
 
 def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
