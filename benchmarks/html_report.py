@@ -7,7 +7,7 @@ prints the median wall times, the overhead, the peak memory of each and the size
 file, and checks the issue's targets: the report adds at most a fifth to the replay's
 time and stays under 20 MB. The JSON on stdout must be the same bytes either way.
 
-``python benchmarks/html.py [--orders 100000] [--repeat 3]``
+``python benchmarks/html_report.py [--orders 100000] [--repeat 3]``
 """
 
 from __future__ import annotations
