@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,service]'
+	$(BIN)/python -m pip install -q -e '.[test-html]'  # the HTML report and its browser test (issue 19)
 	touch $(STAMP)
 
 test: install

@@ -1,6 +1,6 @@
 """The command line: a thin face over the library. No rule lives here.
 
-``python -m statemachine replay LOG [--format text|json] [--as-of TIME] [--sort]``
+``python -m statemachine replay LOG [--format text|json] [--as-of TIME] [--sort] [--html FILE]``
 ``python -m statemachine diagrams [--format svg|png|dot|mermaid] [--out DIR] [--check]``
 ``python -m statemachine diagram LOG SUBJECT [--format svg|png|dot|mermaid] [--out FILE]``
 """
@@ -128,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     from .replay.commands import add_policy_arguments
 
     add_policy_arguments(rp, dg)
+    # The HTML report (issue 19): its own flag and module.
+    from .replay.html.command import add_html_argument
+
+    add_html_argument(rp)
     return parser
 
 
@@ -139,6 +143,11 @@ def _replay(args: argparse.Namespace) -> int:
 
     if uses_policies(args):  # --policy, --verify, --what-if
         return run_policy_replay(args)
+
+    if getattr(args, "html", None) is not None:  # --html FILE (issue 19)
+        from .replay.html.command import run_html_replay
+
+        return run_html_replay(args)
 
     try:
         with terminal_progress() as progress:

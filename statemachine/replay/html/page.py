@@ -1,0 +1,303 @@
+"""The replay report as one self-contained HTML file.
+
+:func:`render_html` builds the page from a :class:`~statemachine.replay.Report` and,
+when the replay recorded them (:func:`~.paths.replay_traced`), the entities' paths. Every
+style, script and picture is inside the file: the money chart and the lifecycle
+diagrams are SVG drawn here (:mod:`.chart`, :mod:`.graphs`), the script (search,
+filters) is inline, and nothing is fetched when the page is viewed, so it opens from an
+e-mail attachment or a ticket. Without scripts the page still shows everything but the
+entity search.
+
+It stays small on big logs. Whatever is counted or summed covers the whole replay
+(stats, states, totals, the chart, the rejections per reason); what is listed one by
+one is bounded (:class:`Limits`): the rejected lines, the searchable entities, and the
+entities shown in full (diagram, steps, ledger lines). Past a bound the page says how
+many it shows of how many, and how they were chosen (:mod:`.sample`).
+
+The page is built with Jinja2 (autoescaping: every subject, id and reason comes from
+the log and is text, never markup). The same report gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from decimal import Decimal
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from ...diagrams.dot import GraphvizMissing
+from ...diagrams.trace import PathStep
+from ...engine.declaration import INITIAL, Domain
+from ...money import format_amount
+from ...timeutil import format_instant
+from ..report import LEDGER_KINDS, LedgerLine, Report
+from .chart import DailySums, Painter, add_line, chart_svg, money_over_time, totals_of
+from .paths import PathBook
+from .sample import group_by_kind_and_state, stratified
+from .sections import Section
+
+__all__ = ["Limits", "MissingExtra", "reason_of", "render_html", "require", "write_html"]
+
+_EXTRA_HINT = "pip install 'collab-lifecycles[html]'"
+
+
+class MissingExtra(RuntimeError):
+    """A package the HTML report needs is not installed (one line, with the fix)."""
+
+
+def require() -> None:
+    """Raise :class:`MissingExtra` unless the report's packages are installed: call it
+    before a long replay rather than fail after it. (Looked up, not imported: altair
+    takes a good part of a second to import, and the chart is drawn in a helper.)"""
+    from importlib.util import find_spec
+
+    missing = [package for module, package in (("jinja2", "jinja2"), ("altair", "altair"),
+                                                ("vl_convert", "vl-convert-python"))
+               if find_spec(module) is None]
+    if missing:
+        raise MissingExtra(f"the HTML report needs {', '.join(missing)}: {_EXTRA_HINT}")
+
+
+@attrs.frozen
+class Limits:
+    """How much a report lists one by one (everything counted is always complete).
+
+    ``details``: entities shown in full (diagram, steps, ledger), about 20 KB each
+    and a run of Graphviz (a few milliseconds) each;
+    ``listed``: entities in the search (kind, id, state), about 12 bytes each;
+    ``rejected``: rejected lines listed, about 200 bytes each. With the defaults a
+    report of a million events stays well under 20 MB.
+    """
+
+    details: int = 100
+    listed: int = 200_000
+    rejected: int = 5_000
+
+
+_SUBJECT_PREFIX = re.compile(r"^[a-z_]+/[^\s:]+: ")
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def reason_of(error: str) -> str:
+    """The kind of a rejection, to filter by: its message without the subject it names
+    and without the details after the first colon, quoted values elided
+    (``order/O-2: cannot approve in state agreed`` -> ``cannot approve in state agreed``;
+    ``malformed JSON: unexpected end of data ...`` -> ``malformed JSON``)."""
+    text = _SUBJECT_PREFIX.sub("", error, count=1)
+    text = text.split(": ", 1)[0]
+    return _QUOTED.sub("'…'", text).strip() or error
+
+
+@cache
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("statemachine.replay.html", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@cache
+def _asset(name: str) -> str:
+    return (files("statemachine.replay.html") / "templates" / name).read_text("utf-8")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("collab-lifecycles")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+        return "unknown"
+
+
+def _script_json(value: object) -> str:
+    """JSON safe inside ``<script type="application/json">`` (no ``</script>``)."""
+    return orjson.dumps(value).decode().replace("<", "\\u003c")
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return format_amount(amount, currency)
+
+
+def _ledger_row(line: LedgerLine) -> dict[str, str]:
+    return {"time": format_instant(line.time), "kind": line.kind,
+            "amount": _money(line.amount, line.currency), "currency": line.currency, "cause": line.cause}
+
+
+def _cause(step: PathStep) -> str:
+    if step.timer is not None and step.via is not None:
+        return f"timer {step.timer} of {step.via}"
+    if step.timer is not None:
+        return f"timer {step.timer}"
+    if step.via is not None:
+        return f"cascade from {step.via}"
+    return "event"
+
+
+def _context(report: Report, paths: PathBook | None, *, title: str, source: str | None,
+             domain: Domain, limits: Limits, sections: Sequence[Section],
+             painter: Painter | None) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .graphs import overlay_sources, overlay_svgs
+
+    entities = report.entities
+    listed = stratified(entities, limits.listed)
+    listed_states = {subject: entities[subject] for subject in listed}
+    detailed = stratified(listed_states, limits.details)
+    traces = paths.traces(detailed, entities) if paths is not None else {}
+    drawings = overlay_sources([traces[s] for s in detailed if s in traces], domain)
+    # Graphviz runs in a process of its own, the chart in the painter's: both draw
+    # while this thread tallies the rest.
+    with ThreadPoolExecutor(1) as threads:
+        drawn = threads.submit(overlay_svgs, drawings)
+        # One pass over the ledger: the daily sums (chart and totals) and the lines of
+        # the entities shown in full.
+        sums: DailySums = {}
+        ledgers: dict[str, list[dict[str, str]]] = {s: [] for s in detailed}
+        for line in report.ledger:
+            add_line(sums, line)
+            rows = ledgers.get(line.subject)
+            if rows is not None:
+                rows.append(_ledger_row(line))
+        series = money_over_time(sums)
+        pending = _submit(painter, series)
+        context = _tallies(report, detailed, traces, ledgers, listed_states, limits)
+        chart = _drawn(pending, series)
+        context["totals"] = [(currency, {k: _money(v, currency) for k, v in per.items()})
+                             for currency, per in totals_of(sums).items()]
+        try:
+            diagrams, no_diagrams = drawn.result(), None
+        except GraphvizMissing as exc:  # the page is still worth having: steps, ledger, states
+            diagrams, no_diagrams = {}, str(exc)
+    for detail in context["details"]:
+        detail["svg"] = diagrams.get(detail["subject"])
+    context.update({
+        "title": title,
+        "source": source,
+        "version": _version(),
+        "series": series,
+        "chart": chart,
+        "traced": paths is not None,
+        "no_diagrams": no_diagrams,
+        "limits": limits,
+        "sections": list(sections),
+        "style": _asset("report.css"),
+        "script": _asset("report.js"),
+    })
+    return context
+
+
+def _submit(painter: Painter | None, series: Sequence[Any]) -> Future[str] | None:
+    if painter is None or not series:
+        return None
+    try:
+        return painter.submit(series)
+    except (BrokenProcessPool, RuntimeError):  # died before, or shut down: draw it here
+        return None
+
+
+def _drawn(pending: Future[str] | None, series: Sequence[Any]) -> str | None:
+    """The chart: the painter's, or drawn here if there is none or it broke."""
+    if pending is not None:
+        try:
+            return pending.result()
+        except (BrokenProcessPool, OSError):
+            pass  # the helper died (killed, out of memory): draw it here after all
+    return chart_svg(series) if series else None
+
+
+def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
+             ledgers: dict[str, list[dict[str, str]]], listed_states: dict[str, str],
+             limits: Limits) -> dict[str, Any]:
+    """Everything counted, summed or listed: the page's tables and the entity list."""
+    entities = report.entities
+    groups = group_by_kind_and_state(entities)
+    kinds: dict[str, int] = {}
+    for (kind, _), members in groups.items():
+        kinds[kind] = kinds.get(kind, 0) + len(members)
+    reasons: dict[str, int] = {}
+    for rejection in report.rejected:
+        reason = reason_of(rejection.error)
+        reasons[reason] = reasons.get(reason, 0) + 1
+    details = []
+    for number, subject in enumerate(detailed):
+        trace = traces.get(subject)
+        details.append({
+            "ident": f"entity-{number}",
+            "subject": subject,
+            "kind": subject.partition("/")[0],
+            "state": entities[subject],
+            "lifecycle": trace.lifecycle if trace else None,
+            "steps": [{"number": s.number, "trigger": s.trigger,
+                       "source": "(created)" if s.source == INITIAL else s.source, "dest": s.dest,
+                       "event": s.event, "time": format_instant(s.time), "cause": _cause(s)}
+                      for s in (trace.steps if trace else ())],
+            "ledger": ledgers[subject],
+        })
+    listing = {
+        "groups": [[kind, state, [s.partition("/")[2] for s in members]]
+                   for (kind, state), members in group_by_kind_and_state(listed_states).items()],
+        "details": {d["subject"]: d["ident"] for d in details},
+    }
+    return {
+        "as_of": format_instant(report.as_of) if report.as_of else None,
+        "stats": {"lines": report.lines, "applied": report.applied, "duplicates": report.duplicates,
+                  "rejected": len(report.rejected)},
+        "kinds": sorted(kinds.items()),
+        "states": sorted((kind, state, len(members)) for (kind, state), members in groups.items()),
+        "entity_count": len(entities),
+        "ledger_kinds": LEDGER_KINDS,
+        "ledger_lines": len(report.ledger),
+        "reasons": sorted(reasons.items(), key=lambda item: (-item[1], item[0])),
+        "rejected": [(r, reason_of(r.error)) for r in report.rejected[:limits.rejected]],
+        "rejected_total": len(report.rejected),
+        "listed": len(listed_states),
+        "details": details,
+        "listing": _script_json(listing),
+    }
+
+
+def render_html(report: Report, paths: PathBook | None = None, *, title: str = "Replay report",
+                source: str | None = None, domain: Domain | None = None, limits: Limits | None = None,
+                sections: Sequence[Section] = (), painter: Painter | None = None) -> str:
+    """The report as one self-contained HTML document.
+
+    ``paths`` (from :func:`~.paths.replay_traced`) gives the entities' steps and
+    diagrams; without it the page lists entities and states only. ``source`` names the
+    log in the page. ``sections`` are extra parts (``--verify``, ``--what-if``: see
+    :mod:`.sections`), drawn after the rejected lines in the order given. ``painter``
+    draws the chart in a helper process started before the replay (:class:`.chart.Painter`);
+    without one it is drawn here. Raises
+    :class:`MissingExtra` without the ``html`` extra's packages; without Graphviz's
+    ``dot`` the page has no diagrams and says why.
+    """
+    require()
+    if domain is None:
+        from ...lifecycles import DOMAIN
+
+        domain = DOMAIN
+    context = _context(report, paths, title=title, source=source, domain=domain,
+                       limits=limits or Limits(), sections=sections, painter=painter)
+    html: str = _environment().get_template("report.html.j2").render(context)
+    return html
+
+
+def write_html(path: str | Path, report: Report, paths: PathBook | None = None, **options: Any) -> int:
+    """Write :func:`render_html` to ``path`` (UTF-8); returns the bytes written.
+    ``OSError`` when it cannot be written."""
+    data = render_html(report, paths, **options).encode("utf-8")
+    Path(path).write_bytes(data)
+    return len(data)
