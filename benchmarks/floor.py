@@ -15,7 +15,7 @@ the same process, it times:
 
 rules + envelope is a floor: what a replay would cost with an engine that took no time
 at all (no dedupe, clock, timers, records, ledger). It prints each figure in
-microseconds per event, and issue 5's two throughput targets next to that floor: a
+microseconds per event, and issue 5's and issue 12's throughput targets next to that floor: a
 target above it cannot be met by any engine running these rules on this interpreter
 and machine.
 
@@ -140,7 +140,10 @@ def floor(log: Path, repeat: int = 3, peers: bool = True) -> dict[str, Any]:
     counts = Counter(kind for kind, _, _ in calls)
     seconds = {
         "rules": _best(repeat, lambda: _rules(calls)),
-        "envelope": _best(repeat, lambda: _each(lambda line: to_event(loads(line)), lines)),
+        # As a file replay reads each line since issue 12: no content digest (it is
+        # computed lazily, only for an id that repeats).
+        "envelope": _best(repeat, lambda: _each(lambda line: to_event(loads(line), fingerprint=False),
+                                                lines)),
         "orjson": _best(repeat, lambda: _each(orjson.loads, lines)),
         "engine": _best(repeat, lambda: replay(io.BytesIO(raw))),
     }
@@ -159,7 +162,7 @@ def _lines(result: dict[str, Any]) -> Iterator[str]:
     engine = s["engine"] - bottom
     rows = [
         ("rules (fields, guards, actions, timer functions)", s["rules"], False),
-        ("envelope (loads, to_event: parse, check, digest)", s["envelope"], False),
+        ("envelope (loads, to_event: parse, check; digest lazy)", s["envelope"], False),
         ("  of which orjson parsing alone", s["orjson"], False),
         ("floor: rules + envelope, no engine at all", bottom, True),
         ("our engine: the whole replay", s["engine"], True),
@@ -175,8 +178,10 @@ def _lines(result: dict[str, Any]) -> Iterator[str]:
         yield f"{label:50} {seconds / events * 1e6:8.2f}" + (f" {events / seconds:9,.0f}" if rate else "")
     if "dict-table" not in s:
         return
-    for label, needed in (("2.5x the shared Machine", s["transitions-shared"] / 2.5),
-                          ("0.5x the dict table", s["dict-table"] / 0.5)):
+    for label, needed in (("2.5x the shared Machine (issue 5)", s["transitions-shared"] / 2.5),
+                          ("0.5x the dict table (issue 5)", s["dict-table"] / 0.5),
+                          ("1.5x the shared Machine (issue 12)", s["transitions-shared"] / 1.5),
+                          ("0.4x the dict table (issue 12)", s["dict-table"] / 0.4)):
         if needed < bottom:
             verdict = "above the floor: no engine running these rules here can meet it"
         else:

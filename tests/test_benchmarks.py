@@ -138,4 +138,4 @@ def test_floor_records_the_rules_of_a_real_replay(bench, small_log):
                                       "transitions-shared"}
     text = "\n".join(floor._lines(result))
     assert "floor: rules + envelope" in text
-    assert text.count("target ") == 2
+    assert text.count("target ") == 4
