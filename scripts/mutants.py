@@ -149,11 +149,17 @@ def locate(mutants: Iterable[Mutant], root: Path = ROOT) -> dict[str, int]:
 def vet(mutants: Iterable[Mutant], root: Path = ROOT) -> None:
     """Raise ``SystemExit`` for a mutant that would die of its own typo, not of a test:
     a mutated file that does not compile, or uses a name it does not define (ruff F821,
-    when ruff is installed). Such a "kill" would prove nothing."""
+    when ruff is installed); a mutated TOML file that is not TOML, or (a policy version)
+    that the policy reader refuses. Such a "kill" would prove nothing."""
     problems = Problems()
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     for mutant in mutants:
         text = mutant.apply((root / mutant.file).read_text(encoding="utf-8"))
+        if mutant.file.endswith(".toml"):
+            problem = _toml_problem(mutant.file, text, root)
+            if problem:
+                problems.add(f"mutant {mutant.id}: the mutated file {problem}")
+            continue
         try:
             compile(text, mutant.file, "exec")
         except SyntaxError as exc:
@@ -170,6 +176,26 @@ def vet(mutants: Iterable[Mutant], root: Path = ROOT) -> None:
                 problems.add(f"mutant {mutant.id}: {found.stdout.strip()}")
     if problems.errors:
         raise SystemExit("mutants that would fail by themselves:\n  " + "\n  ".join(problems.errors))
+
+
+def _toml_problem(file: str, text: str, root: Path) -> str | None:
+    """Why a mutated TOML file could not even be read (``None``: it can). A policy
+    version (``statemachine/lifecycles/policies/``) must also pass the policy reader:
+    the package reads the built-in one on import, so a refused file fails every test."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return f"is not TOML: {exc}"
+    if Path(file).parent.as_posix() == "statemachine/lifecycles/policies":
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        from statemachine.lifecycles.versions import PolicyError, parse_version
+
+        try:
+            parse_version(data, file)
+        except PolicyError as exc:
+            return f"is refused by the policy reader: {exc}"
+    return None
 
 
 def environment(copy: Path) -> dict[str, str]:

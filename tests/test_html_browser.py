@@ -240,3 +240,37 @@ def test_every_table_has_a_caption_and_column_headers(visit: Visit) -> None:
         table = tables.nth(i)
         assert table.locator("caption").count() == 1
         assert table.locator("thead th[scope=col]").count() >= 2
+
+
+@pytest.fixture(scope="module")
+def verify_report_file(tmp_path_factory) -> Path:
+    """``replay --verify RECORDED --html FILE`` of the example: the audit's findings in the page."""
+    out = tmp_path_factory.mktemp("html") / "verify.html"
+    done = subprocess.run([sys.executable, "-m", "statemachine", "replay", str(EXAMPLE), "--verify",
+                           "examples/recorded-ledger.csv", "--format", "json", "--html", str(out)],
+                          cwd=ROOT, capture_output=True, timeout=300, check=False)
+    assert done.returncode == 1, done.stderr  # findings other than matched
+    return out
+
+
+def test_the_verify_findings_render_as_tables_with_headers(browser, verify_report_file) -> None:
+    seen = Visit(browser, verify_report_file)
+    try:
+        page = seen.page
+        section = page.locator("section.extra")
+        assert section.count() == 1
+        assert section.locator("h2").inner_text() == "Verify against examples/recorded-ledger.csv"
+        assert page.locator("nav a[href='#section-verify-against-examples-recorded-ledger-csv']").count() == 1
+        tables = section.locator("table")
+        captions = [tables.nth(i).locator("caption").inner_text() for i in range(tables.count())]
+        assert captions == ["summary", "differs", "missing", "unexpected", "duplicate", "malformed", "totals"]
+        headers = {caption: tables.nth(i).locator("thead th[scope=col]").all_inner_texts()
+                   for i, caption in enumerate(captions)}
+        assert headers["differs"][:5] == ["line", "cause", "subject", "kind", "recorded.amount"]
+        assert headers["totals"] == ["currency", "kind", "recorded", "recomputed", "difference"]
+        differs = tables.nth(1).locator("tbody tr")
+        assert differs.count() == 1 and differs.first.is_visible()
+        assert differs.first.locator("td").nth(2).inner_text() == "order/O-101"
+        assert seen.errors == [] and seen.blocked == []
+    finally:
+        seen.close()

@@ -308,6 +308,59 @@ def test_advancing_to_an_earlier_moment_leaves_the_clock_where_it_was(engine: En
                         review="manual"), "out of order: 2026-03-01T13:00:00Z is before the clock")
 
 
+# == both runtimes arm and fire alike: the generated steps and the reference interpreter ==
+# A replay runs the generated steps (one step: ``_commit_one``); the interpreter
+# (``interpret=True``) and every cascade commit through ``_commit``, which arms timers with
+# code of its own. Each rule below is pinned on both.
+def _runtime(interpret: bool) -> Any:
+    from statemachine.engine import Runtime
+    from statemachine.lifecycles import DOMAIN
+
+    return Runtime(DOMAIN, interpret=interpret)
+
+
+def _feed(runtime: Any, *lines: dict[str, Any]) -> None:
+    from statemachine.envelope import to_event
+
+    for line in lines:
+        runtime.apply(to_event(line))
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_a_submission_arms_the_deemed_approval_in_either_runtime(interpret: bool) -> None:
+    """Submitted 2026-03-02T09:00:00Z (the order was created earlier, so this is not its
+    first commit): deemed approved at 2026-03-16T09:00:00Z, the fee released then."""
+    runtime = _runtime(interpret)
+    _feed(runtime,
+          ev("p1", T0, "project.created", "project/P1", kind="creator", currency="USD", deadline=DEADLINE),
+          ev("a1", "2026-03-01T11:00:00Z", "order.agreed", "order/O1", project="P1", fee="100.00",
+             review="manual"),
+          ev("s1", "2026-03-02T09:00:00Z", "order.submitted", "order/O1"))
+    assert runtime.advance_to(at("2026-03-16T08:59:59.999999Z")) == []
+    [fired] = runtime.advance_to(at("2026-03-16T09:00:00Z"))
+    assert (fired.timer, fired.cause, fired.steps[0].dest) == ("deemed_approval", "s1", "deemed_approved")
+    assert fired.steps[0].effects == (PaymentReleased(
+        cause="s1", time=at("2026-03-16T09:00:00Z"), order="order/O1", amount=Decimal("100.00"),
+        currency="USD"),)
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_timers_due_at_the_same_instant_fire_in_subject_order_in_either_runtime(interpret: bool) -> None:
+    """Two orders expire at the same deadline. order/O-B was agreed first (event "a1"),
+    order/O-A second ("a2"): they fire in subject order, O-A first, not in the order of
+    the events that armed them (nor of anything else the timers hold)."""
+    runtime = _runtime(interpret)
+    _feed(runtime,
+          ev("p1", T0, "project.created", "project/P1", kind="creator", currency="USD", deadline=DEADLINE),
+          ev("a1", "2026-03-01T11:00:00Z", "order.agreed", "order/O-B", project="P1", fee="20.00",
+             review="manual"),
+          ev("a2", "2026-03-01T12:00:00Z", "order.agreed", "order/O-A", project="P1", fee="10.00",
+             review="manual"))
+    fired = runtime.advance_to(at(DEADLINE))
+    assert [(o.steps[0].subject, o.cause, o.timer) for o in fired] == [
+        ("order/O-A", "a2", "content_deadline"), ("order/O-B", "a1", "content_deadline")]
+
+
 # == timers of any lifecycle: no due time, no timer; a refused timer is dropped ===========
 def _lamp() -> Lifecycle:
     """A lamp burns out at ``until`` (no ``until``: never); only a fragile one breaks."""
@@ -340,6 +393,23 @@ def test_a_timer_without_a_due_time_is_not_armed() -> None:
     assert engine.runtime.next_due() is None
     assert engine.advance_to(at(T0, days=365)) == []
     assert engine.apply(ev("t", at(T0, days=366), "lamp.touched", "lamp/L")).state == "on"
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_neither_the_generated_steps_nor_the_interpreter_arm_a_timer_without_a_due_time(
+        interpret: bool) -> None:
+    """The runtime's reference interpreter (``interpret=True``) arms timers with its own
+    code, not the generated steps': it too arms none without a due time, so the lamp
+    never burns out and later events apply."""
+    from statemachine.engine import Runtime
+    from statemachine.envelope import to_event
+
+    runtime = Runtime(Domain(lifecycles=(_lamp(),)), interpret=interpret)
+    runtime.apply(to_event(ev("c", T0, "lamp.created", "lamp/L", fragile=True)))
+    assert runtime.get("lamp/L").timers == ()  # type: ignore[union-attr]
+    assert runtime.next_due() is None
+    assert runtime.advance_to(at(T0, days=365)) == []
+    assert runtime.apply(to_event(ev("t", at(T0, days=366), "lamp.touched", "lamp/L"))).steps[0].dest == "on"
 
 
 @pytest.mark.parametrize(("fragile", "state"), [(True, "broken"), (False, "on")])

@@ -8,7 +8,8 @@
     write_html("report.html", traced.report, traced.paths, source="log.jsonl")
 
 Extra parts (the findings of ``--verify``, the differences of ``--what-if``) go in as
-``sections=[section_from("Verify", verification), ...]`` (see :mod:`.sections`).
+``sections=[section_from("Verify", verification), ...]`` (see :mod:`.sections`); the
+command line builds them with :mod:`.findings`.
 
 Needs the ``html`` extra (``jinja2``, ``altair``, ``vl-convert-python``) and Graphviz's
 ``dot`` for the diagrams. This package sits above :mod:`statemachine.replay` and

@@ -20,7 +20,7 @@ from ...timeutil import format_instant
 if TYPE_CHECKING:
     from .chart import Painter
 
-__all__ = ["add_html_argument", "run_html_replay"]
+__all__ = ["add_html_argument", "note_one_process", "run_html_replay"]
 
 
 def add_html_argument(replay: argparse.ArgumentParser) -> None:
@@ -36,6 +36,14 @@ def _error(message: str) -> int:
     return 2
 
 
+def note_one_process(args: argparse.Namespace) -> None:
+    """Say so when ``--workers`` asked for more than the one process ``--html`` replays in
+    (``replay --verify/--what-if --html`` too: see :mod:`..commands`)."""
+    if getattr(args, "workers", 1) != 1:
+        print("note: --html replays in one process (it records every entity's path as it "
+              "goes); --workers is ignored", file=sys.stderr)
+
+
 def run_html_replay(args: argparse.Namespace) -> int:
     from .chart import Painter
     from .page import MissingExtra, require
@@ -44,9 +52,7 @@ def run_html_replay(args: argparse.Namespace) -> int:
         require()  # before the replay, not after it
     except MissingExtra as exc:
         return _error(str(exc))
-    if getattr(args, "workers", 1) != 1:
-        print("note: --html replays in one process (it records every entity's path as it "
-              "goes); --workers is ignored", file=sys.stderr)
+    note_one_process(args)
     with Painter() as painter:  # warms up on another core while the log replays
         return _replay_and_write(args, painter)
 
