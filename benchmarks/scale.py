@@ -47,6 +47,12 @@ def split(log: Path, files: int, folder: Path, seed: int) -> list[Path]:
 
 
 def _peak_mb() -> float:
+    """This process's peak RSS: VmHWM (ru_maxrss would carry the parent's peak across the
+    fork and exec that start a worker process)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
