@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,service]'
 	$(BIN)/python -m pip install -q -e '.[test-html]'  # the HTML report and its browser test (issue 19)
+	$(BIN)/python -m pip install -q -e '.[dask]'  # replay at scale on Dask, Parquet output (issue 13)
 	touch $(STAMP)
 
 test: install

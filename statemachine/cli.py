@@ -80,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 every line applied or was a duplicate; 1 some lines were rejected "
                "(the report is still complete); 2 the log could not be read or the report not written",
     )
-    rp.add_argument("log", help="the event log, one JSON event per line; - reads standard input")
+    rp.add_argument("log", nargs="+", metavar="LOG",
+                    help="the event log, one JSON event per line: one or more files, directories or "
+                         "quoted glob patterns, replayed as one log in the order of their sorted "
+                         "paths; - reads standard input")
     rp.add_argument("--format", choices=("text", "json"), default="text",
                     help="text: tables for people (default); json: the report of event-log.md")
     rp.add_argument("--as-of", type=_instant, metavar="TIME",
@@ -92,10 +95,10 @@ def _parser() -> argparse.ArgumentParser:
                          "logs of millions of events (memory then grows with the entities "
                          "only; 20-40 %% slower)")
     rp.add_argument("--workers", type=_workers, default=1, metavar="N",
-                    help="replay on N processes, each owning some families of entities (a "
-                         "project and its orders): the same report, sooner with cores to "
-                         "spare; 0: one per CPU (default: 1); never more than the CPUs "
-                         f"({_cpus()} here): a larger N is capped, with a note")
+                    help="an alias of --cluster local:N: replay on N local Dask processes, each "
+                         "owning some families of entities (a project and its orders): the same "
+                         "report, sooner with cores to spare; 0: one per CPU (default: 1); never "
+                         f"more than the CPUs ({_cpus()} here): a larger N is capped, with a note")
     dg = sub.add_parser("diagrams", parents=[verbose],
                         help="draw every lifecycle (default: SVG, DOT and Mermaid)",
                         description="Draw every lifecycle from the declaration the engine runs.")
@@ -132,15 +135,24 @@ def _parser() -> argparse.ArgumentParser:
     from .replay.html.command import add_html_argument
 
     add_html_argument(rp)
+    # Many log files and Dask (issue 13): their own flag and module.
+    from .replay.scale import add_scale_arguments
+
+    add_scale_arguments(rp)
     return parser
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .replay import render_text, replay_path
+    from .replay import render_text
+    from .replay.cluster import ClusterError
     from .replay.commands import run_policy_replay, uses_policies
     from .replay.progress import terminal_progress
     from .replay.report import write_json
+    from .replay.scale import prepare_logs, replay_logs, write_outputs  # many logs, Dask (issue 13)
 
+    refused = prepare_logs(args, _capped_workers(args.workers))
+    if refused is not None:
+        return refused
     if uses_policies(args):  # --policy, --verify, --what-if
         return run_policy_replay(args)
 
@@ -158,10 +170,16 @@ def _replay(args: argparse.Namespace) -> int:
 
                 report = replay(sys.stdin.buffer, **options)  # type: ignore[arg-type]
             else:
-                report = replay_path(args.log, workers=_capped_workers(args.workers), **options)
+                report = replay_logs(args, **options)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    refused = write_outputs(args, report)  # --out DIR: Parquet (issue 13)
+    if refused is not None:
+        return refused
     if args.as_of is not None and report.as_of is not None and args.as_of < report.as_of:
         print(f"note: --as-of {format_instant(args.as_of)} is before the last event; the report "
               f"is as of {format_instant(report.as_of)} (time never goes back)", file=sys.stderr)

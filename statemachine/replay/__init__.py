@@ -1,5 +1,6 @@
 """Replay an event log into entities and a money report."""
 
+from .files import replay_paths
 from .replayer import Replayer, read_lines, replay, replay_path
 from .report import LEDGER_KINDS, LedgerLine, Rejection, Report, render_text, to_json
 
@@ -13,5 +14,6 @@ __all__ = [
     "render_text",
     "replay",
     "replay_path",
+    "replay_paths",
     "to_json",
 ]

@@ -7,7 +7,15 @@ and its orders; a promotion alone). Families never touch, so each worker replays
 families it owns, and the report is merged in the order one process would have made
 it: byte for byte the report of :func:`~.replayer.replay`.
 
-How each of ``n`` forked workers reads the log (every worker reads every line):
+The workers are **Dask** tasks (issue 13): :func:`replay_distributed` submits one ordinary
+task per group of families to a ``distributed.Client`` (a local cluster, or a running
+scheduler's), each returns its shard as MessagePack, and the shards are merged here. No
+event travels between workers (no shuffle): each task reads the files itself. The
+library's ``workers=N`` (:func:`replay_parallel`) is the same path on a local cluster of
+N processes; the home-made process pool it replaced is gone.
+
+How each of ``n`` workers reads the log (every worker reads every line, of every file,
+as one log: :func:`~.files.iter_lines`):
 
 * The **clock** is global: every worker advances it for every well-formed event,
   its own or not, so its timers fire exactly where one process would fire them. For a
@@ -40,11 +48,11 @@ the report is right either way, only slower.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
-import multiprocessing
 import os
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,7 +66,8 @@ from ..engine.errors import EventRejected
 from ..engine.runtime import Event, Outcome, Runtime
 from ..envelope import digest, loads, to_event
 from .campaigns import CampaignSummary, ordered
-from .replayer import book, campaigns_of, read_lines, replay_path, sort_lines
+from .files import iter_lines, replay_files
+from .replayer import book, campaigns_of, replay_path
 from .report import LedgerLine, Rejection, Report
 
 __all__ = ["replay_parallel"]
@@ -79,7 +88,7 @@ class _Shard(msgspec.Struct, array_like=True):
     """What one worker sends back, as MessagePack (a tenth of pickle's time)."""
 
     outcomes: list[tuple[_Key, list[LedgerLine]]]
-    rejected: list[tuple[int, int, str | None, str]]  # (line index, line, id, reason)
+    rejected: list[tuple[int, int, int, str | None, str]]  # (line index, file, line, id, reason)
     states: list[tuple[int, str, str]]  # (line index of the creation, subject, state)
     lines: int
     applied: int
@@ -171,7 +180,7 @@ class _Tagger:
             self.outcomes.append((key, money))
 
 
-def _work(path: Path, me: int, workers: int, domain: Domain | None, sort: bool,
+def _work(paths: list[str], me: int, workers: int, domain: Domain | None, sort: bool,
           as_of: datetime | None, spill_ids: bool, progress: Any) -> bytes:
     if domain is None:
         from ..lifecycles import DOMAIN
@@ -189,46 +198,43 @@ def _work(path: Path, me: int, workers: int, domain: Domain | None, sort: bool,
     tagger = _Tagger()
     runtime.subscribe(tagger)
     foreign: set[int] = set()  # hash() of the ids of other families' lines
-    rejected: list[tuple[int, int, str | None, str]] = []
+    rejected: list[tuple[int, int, int, str | None, str]] = []
     applied = duplicates = 0
-    with open(path, "rb") as stream:
-        lines: Iterable[tuple[int, bytes]] = read_lines(stream)
-        if sort:
-            lines = sort_lines(lines)
-        index = -1
-        for index, (number, raw) in enumerate(lines):
-            if index & 4095 == 0:
-                progress[2 * me], progress[2 * me + 1] = index, len(rejected)
-            tagger.line, tagger.phase = index, _BEFORE
-            envelope = None
-            try:
-                envelope = loads(raw)
-                event = to_event(envelope, fingerprint=False)
-            except EventRejected as exc:  # malformed: no subject, no clock; worker 0 tells
-                if me == 0:
-                    ident = envelope.get("id") if type(envelope) is dict else None
-                    rejected.append((index, number, ident if isinstance(ident, str) else None,
-                                     exc.reason))
-                continue
-            if families.route(event) != me:
-                foreign.add(hash(event.id))
-                clock = runtime.clock
-                if clock is None or event.time > clock:
-                    runtime.advance_to(event.time)
-                continue
-            if hash(event.id) in foreign:
-                raise _Fallback(f"id {event.id!r} is used by lines of two families")
-            event = Event(event.id, event.time, event.type, event.subject, event.data,
-                          digest(envelope))
-            try:
-                outcome = runtime.apply(event)
-            except EventRejected as exc:
-                rejected.append((index, number, event.id, exc.reason))
-                continue
-            if outcome.duplicate:
-                duplicates += 1
-            else:
-                applied += 1
+    lines: Iterable[tuple[int, int, bytes]] = iter_lines(paths, sort=sort)
+    index = -1
+    for index, (source, number, raw) in enumerate(lines):
+        if index & 4095 == 0:
+            progress[2 * me], progress[2 * me + 1] = index, len(rejected)
+        tagger.line, tagger.phase = index, _BEFORE
+        envelope = None
+        try:
+            envelope = loads(raw)
+            event = to_event(envelope, fingerprint=False)
+        except EventRejected as exc:  # malformed: no subject, no clock; worker 0 tells
+            if me == 0:
+                ident = envelope.get("id") if type(envelope) is dict else None
+                rejected.append((index, source, number,
+                                 ident if isinstance(ident, str) else None, exc.reason))
+            continue
+        if families.route(event) != me:
+            foreign.add(hash(event.id))
+            clock = runtime.clock
+            if clock is None or event.time > clock:
+                runtime.advance_to(event.time)
+            continue
+        if hash(event.id) in foreign:
+            raise _Fallback(f"id {event.id!r} is used by lines of two families")
+        event = Event(event.id, event.time, event.type, event.subject, event.data,
+                      digest(envelope))
+        try:
+            outcome = runtime.apply(event)
+        except EventRejected as exc:
+            rejected.append((index, source, number, event.id, exc.reason))
+            continue
+        if outcome.duplicate:
+            duplicates += 1
+        else:
+            applied += 1
     if ids is not None:
         ids.close()
     runtime.applied = {}
@@ -242,97 +248,167 @@ def _work(path: Path, me: int, workers: int, domain: Domain | None, sort: bool,
     return msgspec.msgpack.encode(shard)
 
 
-def replay_parallel(path: str | Path, workers: int, *, as_of: datetime | None = None,
-                    sort: bool = False, domain: Domain | None = None, spill_ids: bool = False,
-                    progress: Callable[[Any], None] | None = None) -> Report:
+def replay_parallel(path: str | Path | Sequence[str | Path], workers: int, *,
+                    as_of: datetime | None = None, sort: bool = False, domain: Domain | None = None,
+                    spill_ids: bool = False, progress: Callable[[Any], None] | None = None) -> Report:
     """Replay the log at ``path`` with ``workers`` processes (0: one per CPU); the same
     report as :func:`~.replayer.replay_path`, whatever ``workers`` is (see the module's doc).
+    ``path`` may be several files, replayed as one log in this order (:mod:`.files`).
 
-    Falls back to one process for one worker, where ``fork`` is not available, for a
-    log that is not a regular file (a pipe can be read once, every worker reads it
-    all), and whenever the log's families turn out not to be independent. The workers are forked:
-    call this where no other thread runs (a command, a batch job), not from inside a
-    threaded server, as with any ``fork``. ``progress`` is called about four times a
-    second with an object telling ``lines`` (done by the slowest worker) and
-    ``rejected`` (its length: rejected so far).
+    The processes are a local Dask cluster (:func:`.cluster.local_client`: started on first
+    use, kept for the next replay of this process, closed at its exit), and the replay is
+    :func:`replay_distributed` on it: one parallel path, not two (issue 13). One worker,
+    or a log that is not a regular file (a pipe can be read once), is replayed in one
+    process, here. ``progress`` is called about four times a second while the tasks run.
+    Needs the ``dask`` extra (:class:`~.cluster.MissingDask` otherwise).
     """
     if workers < 0:
         raise ValueError(f"workers must be 0 (one per CPU) or more, not {workers}")
     workers = workers or os.cpu_count() or 1
-    path = Path(path)
-    options: dict[str, Any] = {"as_of": as_of, "sort": sort, "domain": domain, "spill_ids": spill_ids}
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods() or not path.is_file():
-        return replay_path(path, progress=progress, **options)  # (OSError there if unreadable)
-    with open(path, "rb"):
-        pass  # unreadable: OSError here, in the caller, as replay_path would raise it
-    context = multiprocessing.get_context("fork")
-    counters = context.RawArray("q", 2 * workers)
-    pipes = []
-    for me in range(workers):
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_worker, daemon=True, args=(
-            send, path, me, workers, domain, sort, as_of, spill_ids, counters))
-        process.start()
-        send.close()
-        pipes.append((process, receive))
-    answers = _collect(pipes, counters, progress)
+    paths = [os.fspath(path)] if isinstance(path, str | Path) else [os.fspath(p) for p in path]
+    options: dict[str, Any] = {"as_of": as_of, "sort": sort, "domain": domain, "spill_ids": spill_ids,
+                               "progress": progress}
+    if workers <= 1 or not all(os.path.isfile(p) for p in paths):
+        return _one_process(paths, options)  # (OSError there if unreadable)
+    from .cluster import local_client
+
+    return replay_distributed(paths, local_client(workers), groups=workers, **options)
+
+
+def _one_process(paths: list[str], options: dict[str, Any]) -> Report:
+    if len(paths) == 1:
+        return replay_path(Path(paths[0]), **options)
+    return replay_files(paths, **options)
+
+
+def _finish(answers: list[bytes], paths: list[str], one_process: Callable[[], Report]) -> Report:
+    """The report from every worker's answer: merged, or replayed in one process when one
+    of them fell back, or a ``RuntimeError`` with a failed worker's traceback."""
     for answer in answers:
         if answer[:1] == _FALLBACK:  # the others were stopped
             if structlog.is_configured():
                 _log.warning("replay.one_process", reason=answer[1:].decode(errors="replace"))
-            return replay_path(path, progress=progress, **options)
+            return one_process()
     for answer in answers:
         if answer[:1] != _DONE:
             raise RuntimeError(f"a replay worker failed:\n{answer[1:].decode(errors='replace')}")
     shards = []
     while answers:  # each message is let go once decoded: the merge's peak holds none
         shards.append(_decode(memoryview(answers.pop(0))[1:]))
-    return _merge(shards)
+    return _merge(shards, paths)
+
+
+def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int | None = None,
+                       as_of: datetime | None = None, sort: bool = False,
+                       domain: Domain | None = None, spill_ids: bool = False,
+                       progress: Callable[[Any], None] | None = None) -> Report:
+    """:func:`replay_parallel` on a Dask cluster (``client``: a ``distributed.Client``):
+    one task per group of families (``groups``, default: one per worker thread of the
+    cluster), each an ordinary task that reads the files itself (they must be readable
+    at the same paths on every worker: a shared file system) and returns its shard; the
+    shards are merged here. Nothing is shuffled: no event travels between workers.
+
+    The same report as one process, or, for a log whose families meet, a fall back to
+    one process (here), logged with the reason, as :func:`replay_parallel` does.
+    """
+    from distributed import wait
+
+    names = [os.fspath(p) for p in paths]
+    options: dict[str, Any] = {"as_of": as_of, "sort": sort, "domain": domain, "spill_ids": spill_ids,
+                               "progress": progress}
+
+    def one_process() -> Report:
+        return _one_process(names, options)
+
+    if not all(os.path.isfile(p) for p in names):
+        return one_process()  # a pipe is read once, here (OSError there if unreadable)
+    for name in names:
+        with open(name, "rb"):
+            pass  # unreadable: OSError here, in the caller, as replay_path would raise it
+    if groups is None:
+        groups = sum(client.nthreads().values()) or 1
+    work = _work  # looked up now: a stand-in (a test's) travels by value
+    token = os.urandom(8).hex()  # names this replay's progress in the workers
+    futures = [client.submit(_task, work, token, names, me, groups, domain, sort, as_of, spill_ids,
+                             pure=False) for me in range(groups)]
+    answers: dict[int, bytes] = {}
+    waiting = dict(enumerate(futures))
+    try:
+        while waiting:
+            with contextlib.suppress(TimeoutError):  # (no answer yet: progress, then wait on)
+                wait(list(waiting.values()), timeout=0.25, return_when="FIRST_COMPLETED")
+            for me, future in list(waiting.items()):
+                if not future.done():
+                    continue
+                del waiting[me]
+                try:
+                    answers[me] = future.result()
+                except Exception as exc:  # a lost worker (KilledWorker): reported as a failure
+                    answers[me] = _FAILED + f"{type(exc).__name__}: {exc}".encode()
+                if answers[me][:1] == _FALLBACK:  # the others' work is moot
+                    waiting.clear()
+                    break
+            if progress is not None and waiting:
+                progress(_progress(client, token, waiting))
+    finally:
+        client.cancel(futures)
+    listed = [answers.get(me, _FAILED + b"stopped: another worker fell back") for me in range(groups)]
+    return _finish(listed, names, one_process)
+
+
+def _task(work: Callable[..., bytes], token: str, *args: Any) -> bytes:
+    """A Dask task: the shard of one group of families, or why not, as bytes (a fall
+    back or a bug is an answer, not an exception: Dask would retry or log it)."""
+    try:
+        return _DONE + work(*args, _Counters(token))
+    except _Fallback as exc:
+        return _FALLBACK + str(exc).encode()
+    except Exception:  # a bug: its traceback goes to the caller, which raises
+        import traceback
+
+        return _FAILED + traceback.format_exc().encode()
+    finally:
+        for key in [k for k in _PROGRESS if k[0] == token]:
+            del _PROGRESS[key]
+
+
+#: In a worker process: (replay token, group) -> (lines done, rejected so far), written
+#: by the running tasks, read by :func:`_progress_of` (``Client.run``, on the worker's
+#: event loop, while the task runs in its thread).
+_PROGRESS: dict[tuple[str, int], tuple[int, int]] = {}
+
+
+class _Counters(dict[int, int]):
+    """Where :func:`_work` writes its progress on a cluster: ``[2g]`` lines, ``[2g+1]``
+    rejected (written in this order), published to :data:`_PROGRESS`."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def __setitem__(self, key: int, value: int) -> None:
+        super().__setitem__(key, value)
+        if key & 1:
+            _PROGRESS[(self.token, key >> 1)] = (self[key - 1], value)
+
+
+def _progress_of(token: str) -> list[tuple[int, int, int]]:
+    return [(group, lines, rejected) for (t, group), (lines, rejected) in list(_PROGRESS.items())
+            if t == token]
+
+
+def _progress(client: Any, token: str, waiting: dict[int, Any]) -> _Snapshot:
+    """Lines done by the slowest running group, rejected so far by the running ones."""
+    try:
+        seen = {group: (lines, rejected) for answer in client.run(_progress_of, token).values()
+                for group, lines, rejected in answer}
+    except Exception:  # a worker gone: the replay's own wait will tell; no figures now
+        seen = {}
+    running = [seen.get(group, (0, 0)) for group in waiting]
+    return _Snapshot(min(lines for lines, _ in running), sum(rejected for _, rejected in running))
 
 
 _DONE, _FALLBACK, _FAILED = b"d", b"f", b"x"
-
-
-def _worker(send: Any, *args: Any) -> None:
-    """A worker process: its shard, or why not, as one message on its pipe."""
-    try:
-        answer = _DONE + _work(*args)
-    except _Fallback as exc:
-        answer = _FALLBACK + str(exc).encode()
-    except BaseException:  # a bug: its traceback goes to the parent, which raises
-        import traceback
-
-        answer = _FAILED + traceback.format_exc().encode()
-    send.send_bytes(answer)
-    send.close()
-
-
-def _collect(pipes: list[tuple[Any, Any]], counters: Any,
-             progress: Callable[[Any], None] | None) -> list[bytes]:
-    """Every worker's answer, in worker order; progress in the meantime."""
-    from multiprocessing.connection import wait
-
-    answers: dict[int, bytes] = {}
-    waiting = {receive: me for me, (_, receive) in enumerate(pipes)}
-    while waiting:
-        for ready in wait(list(waiting), timeout=0.25):
-            me = waiting.pop(ready)
-            try:
-                answers[me] = pipes[me][1].recv_bytes()
-            except EOFError:  # killed before it could answer
-                answers[me] = _FAILED + b"the worker process ended without an answer"
-            if answers[me][:1] == _FALLBACK:  # the others' work is moot
-                for process, _ in pipes:
-                    process.kill()
-                waiting.clear()
-                break
-        if progress is not None and waiting:
-            values = list(counters)
-            progress(_Snapshot(min(values[0::2]), sum(values[1::2])))
-    for process, receive in pipes:
-        process.join()
-        receive.close()
-    return [answers.get(me, _FAILED + b"stopped: another worker fell back") for me in range(len(pipes))]
 
 
 class _Snapshot:
@@ -343,7 +419,7 @@ class _Snapshot:
         self.rejected = range(rejected)  # only its length is read
 
 
-def _merge(shards: list[_Shard]) -> Report:
+def _merge(shards: list[_Shard], paths: Sequence[str] = ("",)) -> Report:
     """One report from the workers' shards, in the order one process makes it.
 
     Decoding makes a string object of every string; ``share`` makes the states one
@@ -357,8 +433,9 @@ def _merge(shards: list[_Shard]) -> Report:
     del states
     ledger = [line for _, lines in heapq.merge(*(shard.outcomes for shard in shards), key=_order)
               for line in lines]
-    rejected = [Rejection(line, ident, reason) for _, line, ident, reason
-                in sorted(r for shard in shards for r in shard.rejected)]
+    many = len(paths) > 1  # a rejection names its file only then (issue 13)
+    rejected = [Rejection(line, ident, reason, paths[source] if many else None)
+                for _, source, line, ident, reason in sorted(r for shard in shards for r in shard.rejected)]
     clocks = {shard.clock for shard in shards}
     return Report(
         as_of=max((c for c in clocks if c is not None), default=None),

@@ -98,6 +98,9 @@ class Replayer:
         #: Set by :meth:`lazy`: reads the line an applied id's token points at.
         self._line_at: Callable[[int], bytes] | None = None
         self._envelope: Any = None
+        #: The file the lines come from, named in each rejection, when a replay reads
+        #: several (issue 13, :mod:`.files`); None for one log.
+        self.file: str | None = None
 
     def close(self) -> None:
         """Release the spilled id index, if any, and stop booking; the report stays valid.
@@ -169,7 +172,7 @@ class Replayer:
         except EventRejected as exc:
             ident = envelope.get("id") if type(envelope) is dict else None
             self.rejected.append(Rejection(number, ident if isinstance(ident, str) else None,
-                                           exc.reason))
+                                           exc.reason, self.file))
             return
         finally:
             self._envelope = None

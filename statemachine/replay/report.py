@@ -47,8 +47,13 @@ class Rejection:
     line: int
     id: str | None
     error: str
+    #: The log file, as given, when a replay reads more than one (issue 13); its lines
+    #: are numbered per file. None for one log: the report is then what it always was.
+    file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        if self.file is not None:
+            return {"file": self.file, "line": self.line, "id": self.id, "error": self.error}
         return {"line": self.line, "id": self.id, "error": self.error}
 
 
@@ -214,11 +219,15 @@ def render_text(report: Report, *, width: int = 100) -> str:
     render_campaigns(report.campaigns, console)
     if report.rejected:
         rejected = Table(title="Rejected lines", title_justify="left")
+        files = any(r.file is not None for r in report.rejected)  # many logs (issue 13)
+        if files:
+            rejected.add_column("file", overflow="fold")
         rejected.add_column("line", justify="right")
         rejected.add_column("id")
         rejected.add_column("error", overflow="fold")
         for r in report.rejected:
-            rejected.add_row(str(r.line), printable(r.id) if r.id else "-", printable(r.error))
+            row = (str(r.line), printable(r.id) if r.id else "-", printable(r.error))
+            rejected.add_row(*((printable(r.file or "-"), *row) if files else row))
         console.print(rejected)
     else:
         console.print("No rejected lines.")

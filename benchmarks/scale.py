@@ -1,0 +1,140 @@
+"""Scale-out replay (issue 13): one process against local Dask clusters, same report.
+
+Generates a seeded log of about ``--events`` events (``generate.py``), splits it into
+``--files`` files of uneven size, replays them in one process, then on a fresh
+``LocalCluster`` of each size in ``--clusters`` (one task per worker process), and
+prints, for each: wall time, speed-up, the report's digest (must be the one-process
+one), every worker's peak RSS, the time Dask spent around the tasks (wall time less the
+longest task and the merge), and the scheduler's round trip for an empty task.
+
+``nice -n 10 .venv/bin/python benchmarks/scale.py --events 1000000 --files 10 --clusters 2,4,8``
+
+Timings on a shared machine are noisy: compare the rows of one run (ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from statemachine.replay import parallel, to_json  # noqa: E402
+from statemachine.replay.files import replay_paths  # noqa: E402
+
+EVENTS_PER_ORDER = 2.34  # generate.py's mix (970,000 orders: 2,271,830 events)
+
+
+def split(log: Path, files: int, folder: Path, seed: int) -> list[Path]:
+    """``files`` pieces of uneven size, cut at line boundaries, named in log order."""
+    lines = log.read_bytes().split(b"\n")
+    cuts = sorted(random.Random(seed).sample(range(1, len(lines)), files - 1))
+    paths = []
+    for k, (start, end) in enumerate(zip([0, *cuts], [*cuts, len(lines)], strict=True)):
+        path = folder / f"events-{k:03d}.jsonl"
+        path.write_bytes(b"\n".join(lines[start:end]))
+        paths.append(path)
+    return paths
+
+
+def _peak_mb() -> float:
+    """This process's peak RSS: VmHWM (ru_maxrss would carry the parent's peak across the
+    fork and exec that start a worker process)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _nothing(_: int) -> int:
+    return 0
+
+
+def run_cluster(paths: list[Path], workers: int, events: int) -> dict[str, object]:
+    from distributed import Client, LocalCluster, get_task_stream
+
+    started = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        start_s = time.perf_counter() - started
+        tick = time.perf_counter()
+        client.gather(client.map(_nothing, range(200), pure=False))
+        per_task_ms = (time.perf_counter() - tick) / 200 * 1000
+        merge = [0.0]
+        finish = parallel._finish
+
+        def timed_finish(*args: object) -> object:
+            tick = time.perf_counter()
+            try:
+                return finish(*args)  # type: ignore[arg-type]
+            finally:
+                merge[0] = time.perf_counter() - tick
+
+        parallel._finish = timed_finish  # type: ignore[assignment]
+        try:
+            with get_task_stream(client) as stream:
+                tick = time.perf_counter()
+                report = parallel.replay_distributed([str(p) for p in paths], client, groups=workers)
+                wall = time.perf_counter() - tick
+        finally:
+            parallel._finish = finish
+        longest = max(sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
+                      for task in stream.data if task["key"].startswith("_task"))
+        peaks = sorted(client.run(_peak_mb).values())
+    around = wall - longest - merge[0]
+    return {"workers": workers, "start_s": start_s, "wall_s": wall, "longest_task_s": longest,
+            "merge_s": merge[0], "around_s": around, "per_task_ms": per_task_ms,
+            "around_us_per_event": around / events * 1e6, "worker_peak_mb": peaks,
+            "digest": hashlib.sha256(to_json(report)).hexdigest()[:16]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--clusters", default="2", help="comma-separated local cluster sizes")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        log = folder / "whole.log"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--orders",
+                        str(int(args.events / EVENTS_PER_ORDER)), "--seed", str(args.seed),
+                        "--out", str(log)], check=True)
+        (folder / "parts").mkdir()
+        paths = split(log, args.files, folder / "parts", args.seed)
+        log.unlink()
+        events = sum(p.read_bytes().count(b"\n") + 1 for p in paths)
+        sizes = [p.stat().st_size for p in paths]
+        print(f"{events:,} lines in {len(paths)} files of {min(sizes) / 1e6:.1f}-{max(sizes) / 1e6:.1f} MB")
+        tick = time.perf_counter()
+        one = to_json(replay_paths(paths))
+        single = time.perf_counter() - tick
+        digest = hashlib.sha256(one).hexdigest()[:16]
+        del one
+        print(f"one process: {single:.1f} s ({events / single:,.0f} events/s), report {digest}, "
+              f"peak RSS {_peak_mb():.0f} MB")
+        for size in map(int, args.clusters.split(",")):
+            row = run_cluster(paths, size, events)
+            same = "same report" if row["digest"] == digest else "A DIFFERENT REPORT"
+            print(f"local:{size}: {row['wall_s']:.1f} s, {single / row['wall_s']:.2f}x one process "  # type: ignore[operator]
+                  f"({same}); cluster start {row['start_s']:.1f} s; longest task "
+                  f"{row['longest_task_s']:.1f} s, merge {row['merge_s']:.1f} s, around the tasks "
+                  f"{row['around_s']:.2f} s ({row['around_us_per_event']:.2f} us/event); empty task "
+                  f"round trip {row['per_task_ms']:.2f} ms; worker peak RSS "
+                  f"{', '.join(f'{mb:.0f}' for mb in row['worker_peak_mb'])} MB")  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()
