@@ -14,7 +14,7 @@ are plain JSON instead: amounts as decimal strings, instants as RFC 3339.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "encode_entity",
     "encode_value",
     "envelope_of",
+    "outbox_rows",
     "plain",
 ]
 
@@ -130,6 +131,23 @@ def effect_body(effect: Effect) -> dict[str, Any]:
     for field in attrs.fields(type(effect)):
         body[field.name] = plain(getattr(effect, field.name))
     return body
+
+
+def outbox_rows(key: str, seq: int, outcome: Any) -> Iterator[tuple[Any, ...]]:
+    """The outbox rows of one stored event, the same for every store: ``(effect_id, seq,
+    n, subject, kind, cause, time, ledger_kind, ledger_subject, amount, currency, body)``,
+    effect ids ``<key>#<n>`` numbered over the outcome's steps in order."""
+    n = 0
+    for step in outcome.steps:
+        for effect in step.effects:
+            n += 1
+            ledger = effect.ledger_kind
+            yield (f"{key}#{n}", seq, n, step.subject, effect.name, effect.cause,
+                   format_instant(effect.time), ledger,
+                   effect.ledger_subject() if ledger else None,
+                   str(effect.amount) if ledger else None,
+                   effect.currency if ledger else None,
+                   orjson.dumps(effect_body(effect)).decode())
 
 
 def envelope_of(event: Event) -> dict[str, Any]:

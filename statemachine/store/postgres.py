@@ -45,7 +45,7 @@ from ..engine.errors import InvalidEvent
 from ..engine.runtime import Entity, Event, Outcome
 from ..replay.report import LedgerLine
 from ..timeutil import format_instant, parse_instant
-from .codec import decode_entity, effect_body, encode_entity
+from .codec import decode_entity, encode_entity, outbox_rows
 from .errors import StaleWrite, StoreError
 from .records import Changes, HistoryStep, LedgerPage, LedgerPosition, OutboxItem, Recorded, RecordedStep
 from .schema import SCHEMA_VERSION
@@ -162,22 +162,13 @@ class PostgresWriter:
         for index, step in enumerate(outcome.steps):
             self._version(seq, index, step.subject, step.lifecycle, step.trigger, step.source,
                           step.dest, step.version, records[step.subject])
-        n = 0
-        with conn.cursor() as cursor:
-            for step in outcome.steps:
-                for effect in step.effects:
-                    n += 1
-                    ledger = effect.ledger_kind
-                    cursor.execute(
-                        "INSERT INTO outbox (effect_id, seq, n, subject, kind, cause, time, ledger_kind,"
-                        " ledger_subject, amount, currency, body)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        (f"{key}#{n}", seq, n, step.subject, effect.name, effect.cause,
-                         format_instant(effect.time), ledger,
-                         effect.ledger_subject() if ledger else None,
-                         str(effect.amount) if ledger else None,  # type: ignore[attr-defined]
-                         effect.currency if ledger else None,  # type: ignore[attr-defined]
-                         orjson.dumps(effect_body(effect)).decode()))
+        rows = list(outbox_rows(key, seq, outcome))
+        if rows:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO outbox (effect_id, seq, n, subject, kind, cause, time, ledger_kind,"
+                    " ledger_subject, amount, currency, body)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
         self.last_seq = seq
         return seq
 

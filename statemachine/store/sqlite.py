@@ -28,7 +28,7 @@ from ..engine.runtime import Entity, Event, Outcome
 from ..envelope import digest_of
 from ..replay.report import LedgerLine
 from ..timeutil import format_instant, parse_instant
-from .codec import decode_entity, effect_body, encode_entity
+from .codec import decode_entity, encode_entity, outbox_rows
 from .errors import StaleWrite, StoreError
 from .records import (
     Changes,
@@ -101,20 +101,10 @@ class Writer:
         for index, step in enumerate(outcome.steps):
             self._version(seq, index, step.subject, step.lifecycle, step.trigger, step.source,
                           step.dest, step.version, records[step.subject])
-        n = 0
-        for step in outcome.steps:
-            for effect in step.effects:
-                n += 1
-                ledger = effect.ledger_kind
-                conn.execute(
-                    "INSERT INTO outbox (effect_id, seq, n, subject, kind, cause, time, ledger_kind,"
-                    " ledger_subject, amount, currency, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (f"{key}#{n}", seq, n, step.subject, effect.name, effect.cause,
-                     format_instant(effect.time), ledger,
-                     effect.ledger_subject() if ledger else None,
-                     str(effect.amount) if ledger else None,  # type: ignore[attr-defined]
-                     effect.currency if ledger else None,  # type: ignore[attr-defined]
-                     orjson.dumps(effect_body(effect)).decode()))
+        conn.executemany(
+            "INSERT INTO outbox (effect_id, seq, n, subject, kind, cause, time, ledger_kind,"
+            " ledger_subject, amount, currency, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            outbox_rows(key, seq, outcome))
         self.last_seq = seq
         return seq
 
