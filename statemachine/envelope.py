@@ -219,13 +219,15 @@ def _text(envelope: Mapping[str, Any], name: str) -> str:
 _ID, _SUBJECT = _LIMITS.id_chars, _LIMITS.subject_chars
 
 
-def to_event(envelope: Any, *, fingerprint: bool = True) -> Event:
+def to_event(envelope: Any, *, fingerprint: bool = True, token: int | None = None) -> Event:
     """Validate an envelope (a parsed JSON object) and return the :class:`Event`.
 
     Raises :class:`MalformedEvent` naming the field; the data fields themselves are
     checked later by the lifecycle that receives the event. Without ``fingerprint``
     the event's ``digest`` is left 0: for a reader that only needs its time and subject
-    (a parallel replay's worker, for the lines another worker applies).
+    (a parallel replay's worker, for the lines another worker applies). ``token``, when
+    given, is stored as the digest instead (a lazy file replay: where the line is; no
+    digest computed, no second event built to carry it).
     """
     if type(envelope) is not dict and not isinstance(envelope, Mapping):
         raise MalformedEvent("an event must be a JSON object")
@@ -252,4 +254,6 @@ def to_event(envelope: Any, *, fingerprint: bool = True) -> Event:
         data = {}
     elif type(data) is not dict and not isinstance(data, Mapping):
         raise MalformedEvent("data must be an object", field="data")
+    if token is not None:
+        return Event(ident, moment, kind, subject, data, token)
     return Event(ident, moment, kind, subject, data, digest(envelope) if fingerprint else 0)

@@ -207,28 +207,28 @@ def derive(statuses: Mapping[str, StatusFn | None], entity: Entity,
     return entity.state if status is None else status(entity, get)
 
 
-class Context:
+class Context(msgspec.Struct, gc=False):
     """What guards and actions see: the entity before the step, the trigger's params,
-    the cause and time, and read-only access to other entities as the step sees them."""
+    the cause and time, and read-only access to other entities as the step sees them.
 
-    __slots__ = ("_parent", "_uow", "data", "entity", "event_id", "lifecycle", "params", "subject",
-                 "time", "trigger")
+    A ``msgspec.Struct`` (built in C: a third of a slotted class's ``__init__``, on every
+    step), built as ``Context(uow, entity, entity.subject, entity.data, lifecycle,
+    trigger, params, event_id, time)``. Not tracked by the cyclic collector: it refers
+    to the unit of work (or the committed view), the entity and the event, none of
+    which refers back to it.
+    """
 
-    def __init__(
-        self, uow: _UnitOfWork, entity: Entity, lifecycle: Lifecycle, trigger: str,
-        params: Mapping[str, Any], event_id: str, time: datetime,
-    ) -> None:
-        self._uow = uow
-        self.entity = entity
-        #: ``entity.subject`` and ``entity.data``, read by nearly every guard and action.
-        self.subject: str = entity.subject
-        self.data: Mapping[str, Any] = entity.data
-        self.lifecycle = lifecycle
-        self.trigger = trigger
-        self.params = params
-        self.event_id = event_id
-        self.time = time
-        self._parent: Entity | bool | None = False  # False: not looked up yet
+    _uow: Any
+    entity: Entity
+    #: ``entity.subject`` and ``entity.data``, read by nearly every guard and action.
+    subject: str
+    data: Mapping[str, Any]
+    lifecycle: Lifecycle
+    trigger: str
+    params: Mapping[str, Any]
+    event_id: str
+    time: datetime
+    _parent: Any = False  # False: not looked up yet
 
     def get(self, subject: str) -> Entity | None:
         """Another entity as this unit of work sees it (pending changes included)."""
@@ -483,10 +483,17 @@ class Runtime:
         and not returned."""
         fired: list[Outcome] = []
         timers = self._timers
-        live = self._live
+        entities = self.entities
         while timers and timers[0][0] <= moment:
             due, subject, armed = heapq.heappop(timers)
-            if not live(subject, armed):
+            holder = entities.get(subject)  # _live, inlined
+            if holder is not None:
+                for held in holder.timers:
+                    if held is armed:
+                        break
+                else:
+                    holder = None
+            if holder is None:
                 self._stale -= 1
                 continue  # stale: the entity left the state or re-armed the timer
             if self.clock is None or due > self.clock:
@@ -511,7 +518,7 @@ class Runtime:
             if uow is not None:
                 fired.append(self._commit(uow, armed.cause, when, timer=armed.name, due=due))
             else:
-                outcome = self._commit_one(fast, armed.trigger, armed.cause, when, None, want,  # type: ignore[arg-type]
+                outcome = self._commit_one(*fast, armed.trigger, armed.cause, when, None, want,  # type: ignore[misc,call-arg]
                                            armed.name, due)
                 if want:
                     fired.append(outcome)  # type: ignore[arg-type]
@@ -592,19 +599,45 @@ class Runtime:
         data = event.data
         params = self._params(inp, data) if inp.fields or type(data) is not dict else _NO_PARAMS
         create = self._variant(kind, variants, params) if creates else None
+        trigger = inp.trigger
         if self.interpret:
             uow: _UnitOfWork | None = _UnitOfWork(self)
-            self._step(uow, event.subject, inp.trigger, params, event_id, moment, create=create)  # type: ignore[arg-type]
+            self._step(uow, event.subject, trigger, params, event_id, moment, create=create)  # type: ignore[arg-type]
             if uow.queue:  # type: ignore[union-attr]
                 self._cascade(uow, event_id, moment)  # type: ignore[arg-type]
-            fast = None
         else:
-            uow, fast = self._fire(event.subject, inp.trigger, params, event_id, moment, create)
+            # _fire, inlined: the path of nearly every event (a call and a tuple saved).
+            subject = event.subject
+            entity = self.entities.get(subject)
+            if create is not None:
+                if entity is not None:
+                    raise EntityExists(subject, entity.state)
+                compiled = self.compiled[create]
+                old = None
+                entity = Entity(subject, create, INITIAL, compiled.empty_data, 0)
+            elif entity is None:
+                if self.fence is not None:
+                    self.fence(subject)
+                raise UnknownEntity(subject)
+            else:
+                compiled = self.compiled[entity.lifecycle]
+                old = entity
+            source = entity.state
+            step = compiled.steps.get((source, trigger))
+            if step is None:
+                raise TransitionRefused(subject, source, trigger)
+            new, effects, sends = step(self._view, entity, params, event_id, moment)
+            if sends is None or self._droppable(sends, subject, new):
+                self.applied[event_id] = event.digest
+                one = self._commit_one(compiled, old, new, effects, source, trigger, event_id,
+                                       moment, create, want)
+                if timers and timers[0][0] <= moment:
+                    self._advance(moment, False)
+                return one
+            uow = self._cascade_from(compiled, entity, new, effects, sends, source, trigger,
+                                     event_id, moment, create)
         self.applied[event_id] = event.digest
-        if uow is not None:
-            outcome: Outcome | None = self._commit(uow, event_id, moment)
-        else:
-            outcome = self._commit_one(fast, inp.trigger, event_id, moment, create, want)  # type: ignore[arg-type]
+        outcome: Outcome | None = self._commit(uow, event_id, moment)  # type: ignore[arg-type]
         # A timer this event armed already due (an order rejected after its content
         # deadline) fires right away, not at some later event.
         if timers and timers[0][0] <= moment:
@@ -658,7 +691,8 @@ class Runtime:
         candidates = compiled.table.get((entity.state, trigger))
         if not candidates:
             return False
-        ctx = Context(uow, entity, compiled.declaration, trigger, params, cause, time)
+        ctx = Context(uow, entity, entity.subject, entity.data, compiled.declaration, trigger,
+                      params, cause, time)
         return any(all(test(ctx) for test in c.tests) for c in candidates)
 
     def _decide(self, uow: _UnitOfWork, entity: Entity, trigger: str,
@@ -670,7 +704,8 @@ class Runtime:
         candidates = compiled.table.get((entity.state, trigger))
         if not candidates:
             raise TransitionRefused(entity.subject, entity.state, trigger)
-        ctx = Context(uow, entity, compiled.declaration, trigger, params, cause, time)
+        ctx = Context(uow, entity, entity.subject, entity.data, compiled.declaration, trigger,
+                      params, cause, time)
         return self._choose(ctx, candidates), ctx
 
     @staticmethod
@@ -722,7 +757,8 @@ class Runtime:
         candidates = compiled.table.get((source, trigger))
         if not candidates:
             raise TransitionRefused(subject, source, trigger)
-        ctx = Context(uow, entity, compiled.declaration, trigger, params, cause, time)
+        ctx = Context(uow, entity, entity.subject, entity.data, compiled.declaration, trigger,
+                      params, cause, time)
         chosen: CompiledTransition | None = None
         if len(candidates) == 1:
             chosen = candidates[0]
@@ -798,16 +834,26 @@ class Runtime:
             raise TransitionRefused(subject, source, trigger)
         new, effects, sends = step(self._view, entity, params, cause, time)
         if sends is not None and not self._droppable(sends, subject, new):
-            uow = _UnitOfWork(self)
-            uow.changed[subject] = new
-            if create is not None and (link := compiled.declaration.parent) is not None:
-                uow.new_children[f"{link.kind}/{new.data[link.field]}"] = [subject]
-            uow.steps.append(Step(subject, entity.lifecycle, trigger, source, new.state,
-                                  new.version, tuple(effects)))
-            uow.queue.extend(sends)
-            self._cascade(uow, cause, time)
-            return uow, None
+            return self._cascade_from(compiled, entity, new, effects, sends, source, trigger,
+                                      cause, time, create), None
         return None, (compiled, old, new, effects, source)
+
+    def _cascade_from(self, compiled: CompiledLifecycle, entity: Entity, new: Entity,
+                      effects: list[Effect] | tuple[()], sends: list[Send], source: str,
+                      trigger: str, cause: str, time: datetime, create: str | None,
+                      ) -> _UnitOfWork:
+        """The unit of work of a first step whose sends may do something: that step
+        pending, then its cascade applied."""
+        subject = new.subject
+        uow = _UnitOfWork(self)
+        uow.changed[subject] = new
+        if create is not None and (link := compiled.declaration.parent) is not None:
+            uow.new_children[f"{link.kind}/{new.data[link.field]}"] = [subject]
+        uow.steps.append(Step(subject, entity.lifecycle, trigger, source, new.state,
+                              new.version, tuple(effects)))
+        uow.queue.extend(sends)
+        self._cascade(uow, cause, time)
+        return uow
 
     def _droppable(self, sends: list[Send], subject: str, new: Entity) -> bool:
         """Would the cascade drop every one of ``sends`` without a step? (Optional sends
@@ -823,11 +869,11 @@ class Runtime:
                 return False
         return True
 
-    def _commit_one(self, fast: _Fast, trigger: str, cause: str, time: datetime,
-                    create: str | None, want: bool, timer: str | None = None,
+    def _commit_one(self, compiled: CompiledLifecycle, old: Entity | None, new: Entity,
+                    effects: list[Effect] | tuple[()], source: str, trigger: str, cause: str,
+                    time: datetime, create: str | None, want: bool, timer: str | None = None,
                     due: datetime | None = None) -> Outcome | None:
         """:meth:`_commit` for one step and no unit of work (the fast path)."""
-        compiled, old, new, effects, source = fast
         subject = new.subject
         self.entities[subject] = new
         timers = new.timers

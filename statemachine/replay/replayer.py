@@ -20,8 +20,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
-import msgspec
-
 from ..engine.applied import Digest, SpilledIds
 from ..engine.declaration import Domain
 from ..engine.effects import Effect
@@ -166,7 +164,7 @@ class Replayer:
             if self._line_at is None:
                 event = to_event(envelope)
             else:
-                event = _with_digest(to_event(envelope, fingerprint=False), digest=token)
+                event = to_event(envelope, token=token)
                 self._envelope = envelope
             applied = self.runtime.feed(event)
         except EventRejected as exc:
@@ -201,9 +199,6 @@ def campaigns_of(runtime: Runtime) -> list[CampaignSummary]:
     """The Ads Manager section of the report (:mod:`.campaigns`)."""
     return summarize(runtime.entities, runtime.children,
                      lambda e: runtime.derive(e, runtime.entities.get))
-
-
-_with_digest = msgspec.structs.replace
 
 
 def book(outcome: Outcome, append: Callable[[LedgerLine], object]) -> None:
