@@ -139,3 +139,34 @@ def test_floor_records_the_rules_of_a_real_replay(bench, small_log):
     text = "\n".join(floor._lines(result))
     assert "floor: rules + envelope" in text
     assert text.count("target ") == 4
+
+
+def test_convention_prototype_reaches_the_engines_report(bench, small_log, tmp_path):
+    """``benchmarks/convention.py``'s figures stand only if its Order rules, written in
+    another calling convention, do what the engine does: the same states, ledger and
+    rejected lines on the order part of a log, refusals and repeats included."""
+    convention = importlib.import_module("convention")
+    part = convention.order_part(small_log, tmp_path / "orders.jsonl")
+    lines = [line for line in part.read_bytes().splitlines() if line.strip()]
+    first = next(e for e in map(json.loads, lines) if e["type"] == "order.agreed")
+    conflict = dict(first, source="elsewhere")
+    half = len(lines) // 2
+    late = json.loads(lines[half - 1])  # the line before the odd ones: the clock stays put
+    odd = [
+        json.dumps(first).encode(),  # a repeat: a duplicate
+        json.dumps(conflict).encode(),  # the same id, other content: a conflict
+        json.dumps(dict(late, id="early", time="2000-01-01T00:00:00Z")).encode(),  # out of order
+        json.dumps(dict(late, id="ghost", type="order.approved", subject="order/nobody")).encode(),
+        json.dumps(dict(first, id="again", time=late["time"])).encode(),  # created twice
+        json.dumps(dict(late, id="zero", type="order.agreed", subject="order/Z-1",
+                        data={"project": first["data"].get("project", "nope"), "fee": "0.00",
+                              "review": "manual"})).encode(),  # the fee guard refuses
+        b'{"id": "broken"',  # not JSON
+    ]
+    log = tmp_path / "tricky.jsonl"
+    log.write_bytes(b"\n".join(lines[:half] + odd + lines[half:]) + b"\n")
+    proto = convention.Prototype([line for line in log.read_bytes().splitlines() if line.strip()]).run()
+    checked = convention.check(log, proto)
+    assert "same as the engine" in checked
+    assert len(proto.rejected) == 6 and proto.duplicates == 1, checked
+    assert proto.ledger, "no money moved: the check would prove little"
