@@ -110,6 +110,7 @@ class Replayer:
         self.runtime.effect_sink = None
         self.runtime.same_content = None
         self._line_at = None
+        self._envelope = None
         if self._ids is not None:
             self._ids.close()
 
@@ -165,6 +166,8 @@ class Replayer:
                 event = to_event(envelope)
             else:
                 event = to_event(envelope, token=token)
+                # Read by _same_content during this feed only (a repeated id); replaced by
+                # the next line's, so it never holds more than one envelope.
                 self._envelope = envelope
             applied = self.runtime.feed(event)
         except EventRejected as exc:
@@ -172,8 +175,6 @@ class Replayer:
             self.rejected.append(Rejection(number, ident if isinstance(ident, str) else None,
                                            exc.reason, self.file))
             return
-        finally:
-            self._envelope = None
         if applied:
             self.applied += 1
         else:
