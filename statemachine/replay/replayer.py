@@ -25,7 +25,7 @@ from ..engine.declaration import Domain
 from ..engine.effects import Effect
 from ..engine.errors import EventRejected
 from ..engine.runtime import Event, Outcome, Runtime
-from ..envelope import MalformedEvent, digest, loads, to_event
+from ..envelope import MalformedEvent, digest, loads, to_event, typed_event
 from ..limits import LIMITS
 from .campaigns import CampaignSummary, summarize
 from .report import LedgerLine, Rejection, Report
@@ -95,7 +95,8 @@ class Replayer:
         self.runtime.effect_sink = self._book_effect
         #: Set by :meth:`lazy`: reads the line an applied id's token points at.
         self._line_at: Callable[[int], bytes] | None = None
-        self._envelope: Any = None
+        #: The line being fed (lazy replays), for :meth:`_same_content`.
+        self._raw = b""
         #: The file the lines come from, named in each rejection, when a replay reads
         #: several (issue 13, :mod:`.files`); None for one log.
         self.file: str | None = None
@@ -110,7 +111,7 @@ class Replayer:
         self.runtime.effect_sink = None
         self.runtime.same_content = None
         self._line_at = None
-        self._envelope = None
+        self._raw = b""
         if self._ids is not None:
             self._ids.close()
 
@@ -126,7 +127,7 @@ class Replayer:
         """Is this event the same JSON value as the applied line at ``token``? The
         canonical digests of both, computed now (only ever for a repeated id)."""
         assert self._line_at is not None
-        return digest(loads(self._line_at(token))) == digest(self._envelope)  # type: ignore[arg-type]
+        return digest(loads(self._line_at(token))) == digest(loads(self._raw))  # type: ignore[arg-type]
 
     def _book_effect(self, effect: Effect, subject: str) -> None:
         kind = effect.ledger_kind
@@ -159,19 +160,30 @@ class Replayer:
     def feed_at(self, number: int, raw: bytes, token: int) -> None:
         """:meth:`feed`, with the line's token for a lazy replayer (see :meth:`lazy`)."""
         self.lines += 1
-        envelope = None
+        envelope: Any = None
         try:
-            envelope = loads(raw)
             if self._line_at is None:
+                envelope = loads(raw)
                 event = to_event(envelope)
             else:
-                event = to_event(envelope, token=token)
                 # Read by _same_content during this feed only (a repeated id); replaced by
-                # the next line's, so it never holds more than one envelope.
-                self._envelope = envelope
+                # the next line's, so it never holds more than one line.
+                self._raw = raw
+                # The typed decode (no dict, no key check by a second encode), else the
+                # general path for a line it cannot vouch for.
+                event = typed_event(raw, token)  # type: ignore[assignment]
+                if event is None:
+                    envelope = loads(raw)
+                    event = to_event(envelope, token=token)
+                else:
+                    envelope = event
             applied = self.runtime.feed(event)
         except EventRejected as exc:
-            ident = envelope.get("id") if type(envelope) is dict else None
+            ident: Any
+            if type(envelope) is Event:
+                ident = envelope.id
+            else:
+                ident = envelope.get("id") if type(envelope) is dict else None
             self.rejected.append(Rejection(number, ident if isinstance(ident, str) else None,
                                            exc.reason, self.file))
             return
