@@ -547,12 +547,17 @@ class Runtime:
         the rebuild adds nothing to the peak memory of a replay.
         """
         heap = self._timers
-        live = self._live
+        get = self.entities.get
         write = 0
         for entry in heap:
-            if live(entry[1], entry[2]):
-                heap[write] = entry  # write <= the position read: safe
-                write += 1
+            holder = get(entry[1])  # _live, inlined: this loop visits the whole heap
+            if holder is not None:
+                armed = entry[2]
+                for held in holder.timers:
+                    if held is armed:
+                        heap[write] = entry  # write <= the position read: safe
+                        write += 1
+                        break
         del heap[write:]
         heapq.heapify(heap)
         self._stale = 0
