@@ -6,8 +6,8 @@ functions record each call and its argument, exactly as the engine made it. Then
 the same process, it times:
 
 * **rules**: those recorded calls again, by themselves (an action's items iterated);
-* **envelope**: reading each line as the replay does (``loads``, ``to_event``: parse,
-  validate, content digest);
+* **envelope**: reading each line as a file replay does (``typed_event``, else ``loads``
+  and ``to_event``: parse, validate; the content digest is lazy);
 * **engine**: the whole replay through the library API (``replay``), as ``run.py``'s
   ``ours-api`` measures it, but in this process and without start-up;
 * the peers ``run.py`` compares with: the hand-written dict table and the shared
@@ -127,7 +127,7 @@ def floor(log: Path, repeat: int = 3, peers: bool = True) -> dict[str, Any]:
     """The figures (seconds for the whole log) and counts; see the module's doc."""
     import orjson
 
-    from statemachine.envelope import loads, to_event
+    from statemachine.envelope import loads, to_event, typed_event
     from statemachine.lifecycles import DOMAIN
     from statemachine.replay import replay
     from statemachine.replay.replayer import read_lines
@@ -141,9 +141,10 @@ def floor(log: Path, repeat: int = 3, peers: bool = True) -> dict[str, Any]:
     seconds = {
         "rules": _best(repeat, lambda: _rules(calls)),
         # As a file replay reads each line since issue 12: no content digest (it is
-        # computed lazily, only for an id that repeats).
-        "envelope": _best(repeat, lambda: _each(lambda line: to_event(loads(line), fingerprint=False),
-                                                lines)),
+        # computed lazily, only for an id that repeats), the typed decode first and the
+        # general path for a line it declines.
+        "envelope": _best(repeat, lambda: _each(
+            lambda line: typed_event(line, 0) or to_event(loads(line), token=0), lines)),
         "orjson": _best(repeat, lambda: _each(orjson.loads, lines)),
         "engine": _best(repeat, lambda: replay(io.BytesIO(raw))),
     }
@@ -162,7 +163,7 @@ def _lines(result: dict[str, Any]) -> Iterator[str]:
     engine = s["engine"] - bottom
     rows = [
         ("rules (fields, guards, actions, timer functions)", s["rules"], False),
-        ("envelope (loads, to_event: parse, check; digest lazy)", s["envelope"], False),
+        ("envelope (typed decode, checks; digest lazy)", s["envelope"], False),
         ("  of which orjson parsing alone", s["orjson"], False),
         ("floor: rules + envelope, no engine at all", bottom, True),
         ("our engine: the whole replay", s["engine"], True),
