@@ -28,8 +28,9 @@ last thing that can raise, so a refusal leaves the record as it was (a cascade w
 need the undo log the issue describes; the order-only log has none that does
 anything). The semantics are the engine's: Decimal money (``validate_written``,
 ``split_fee``), RFC 3339 times, the same envelope (``typed_event``, else ``loads`` and
-``to_event``), field parsers, guards and refusals, dedupe by id with the lazy digest, the clock, timers due
-by ``(due, subject, name)``, the policy version governing each order.
+``to_event``), field parsers, guards and refusals, dedupe by id with the lazy digest,
+the clock, timers due by ``(due, subject, name)``, the policy version governing each
+order.
 
 The log is the generated one restricted to its order part: the orders of the projects
 that only ever get ``project.created`` (four fifths of the events), and those projects' creation
