@@ -397,6 +397,8 @@ class Runtime:
         # event type -> (kind, input, variant -> lifecycle name, creates?)
         self._inputs: dict[str, tuple[str, Input, dict[str | None, str], bool]] = {}
         self._kinds: set[str] = set()
+        #: kind -> the data field naming its variant (``Domain.variant_field``).
+        self._variant_field: Mapping[str, str] = domain.variant_field
         for lc in domain.lifecycles:
             self._kinds.add(lc.kind)
             for inp in lc.inputs:
@@ -603,7 +605,10 @@ class Runtime:
         kind, inp, variants, creates = found
         data = event.data
         params = self._params(inp, data) if inp.fields or type(data) is not dict else _NO_PARAMS
-        create = self._variant(kind, variants, params) if creates else None
+        create = None
+        if creates:  # _variant, inlined
+            field = self._variant_field.get(kind)
+            create = variants[None] if field is None else variants[params[field]]
         trigger = inp.trigger
         if self.interpret:
             uow: _UnitOfWork | None = _UnitOfWork(self)
@@ -662,13 +667,6 @@ class Runtime:
                 field="subject",
             )
         return found
-
-    def _variant(self, kind: str, variants: dict[str | None, str],
-                 params: Mapping[str, Any]) -> str:
-        field = self.domain.variant_field.get(kind)
-        if field is None:
-            return variants[None]
-        return variants[params[field]]
 
     @staticmethod
     def _params(inp: Input, data: Mapping[str, Any]) -> Mapping[str, Any]:
