@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import random
 import resource
 import subprocess
@@ -89,12 +90,20 @@ def run_cluster(paths: list[Path], workers: int, events: int) -> dict[str, objec
                 wall = time.perf_counter() - tick
         finally:
             parallel._finish = finish
-        longest = max(sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
-                      for task in stream.data if task["key"].startswith("_task"))
+        def computing(prefix: str) -> list[float]:
+            return [sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
+                    for task in stream.data if str(task["key"]).startswith(prefix)]
+
+        replays, scans = computing("_task"), computing("_scan_task")
+        longest = max(replays)
         peaks = sorted(client.run(_peak_mb).values())
-    around = wall - longest - merge[0]
+    split = dict(parallel._TIMINGS)
+    # Dask's share: the wall time of each pass less the longest task in it.
+    around = (split["scan"] - max(scans)) + (split["replay"] - longest)
     return {"workers": workers, "start_s": start_s, "wall_s": wall, "longest_task_s": longest,
-            "merge_s": merge[0], "around_s": around, "per_task_ms": per_task_ms,
+            "merge_s": merge[0], "around_s": around, "per_task_ms": per_task_ms, "split": split,
+            "scan_tasks": len(scans), "scan_cpu_s": sum(scans), "longest_scan_s": max(scans),
+            "replay_cpu_s": sum(replays),
             "around_us_per_event": around / events * 1e6, "worker_peak_mb": peaks,
             "digest": hashlib.sha256(to_json(report)).hexdigest()[:16]}
 
@@ -124,7 +133,7 @@ def main() -> None:
         digest = hashlib.sha256(one).hexdigest()[:16]
         del one
         print(f"one process: {single:.1f} s ({events / single:,.0f} events/s), report {digest}, "
-              f"peak RSS {_peak_mb():.0f} MB")
+              f"peak RSS {_peak_mb():.0f} MB; load average {os.getloadavg()[0]:.2f}")
         for size in map(int, args.clusters.split(",")):
             row = run_cluster(paths, size, events)
             same = "same report" if row["digest"] == digest else "A DIFFERENT REPORT"
@@ -134,6 +143,12 @@ def main() -> None:
                   f"{row['around_s']:.2f} s ({row['around_us_per_event']:.2f} us/event); empty task "
                   f"round trip {row['per_task_ms']:.2f} ms; worker peak RSS "
                   f"{', '.join(f'{mb:.0f}' for mb in row['worker_peak_mb'])} MB")  # type: ignore[attr-defined]
+            times = row["split"]
+            print(f"  time split: scan {times['scan']:.2f} s ({row['scan_tasks']} tasks, "  # type: ignore[index]
+                  f"{row['scan_cpu_s']:.2f} s of task time, longest {row['longest_scan_s']:.2f} s), "
+                  f"combine {times['combine']:.2f} s, replay {times['replay']:.2f} s "  # type: ignore[index]
+                  f"({row['replay_cpu_s']:.2f} s of task time), merge {times['merge']:.2f} s; "  # type: ignore[index]
+                  f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

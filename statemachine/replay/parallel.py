@@ -187,6 +187,7 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
         many = len(names) > 1
         current, clock_set = -1, None
         next_due = 1 << 62
+        seen_due: datetime | None = None
         files, numbers, positions = file.tolist(), number.tolist(), position.tolist()
         befores, ats = before.tolist(), at.tolist()
         for k in range(len(positions)):
@@ -194,8 +195,13 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
                 progress[2 * me], progress[2 * me + 1] = k, len(rejected)
             if next_due <= ats[k]:
                 next_due = catch_up(ats[k])
-                clock_set = None
-            if befores[k] != clock_set:
+                clock_set = seen_due = None
+            moves = ats[k] != befores[k]
+            if not moves and befores[k] != clock_set:
+                # The clock stays here (an event older than the clock, a duplicate, a
+                # malformed line): the runtime must hold the clock one process holds,
+                # to refuse what is out of order. A line that moves the clock moves the
+                # runtime's to its own time, from any earlier one: nothing to set.
                 clock_set = befores[k]
                 runtime.clock = None if clock_set == NO_TIME else from_us(clock_set)
             if many and files[k] != current:
@@ -215,8 +221,12 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
                 where_rejected.append((positions[k], files[k]))
             if len(entities) != known:
                 created.append(positions[k])
+            if moves:
+                clock_set = ats[k]  # the runtime's clock is now this line's time
             due = runtime.next_due()
-            next_due = 1 << 62 if due is None else to_us(due)
+            if due is not seen_due:  # (the same timer on top: no conversion)
+                seen_due = due
+                next_due = 1 << 62 if due is None else to_us(due)
         replayer.release_ids()
         last = values[-1] if values else NO_TIME
         catch_up(last)

@@ -68,12 +68,13 @@ _READ = 1 << 20
 
 def to_us(moment: datetime) -> int:
     """Microseconds since 1970 (UTC): an instant as an int64 the arrays can hold."""
-    return (moment - EPOCH) // _US
+    since = moment - EPOCH
+    return (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def from_us(value: int) -> datetime:
     """The instant :func:`to_us` made ``value`` of (aware, UTC: what events carry)."""
-    return EPOCH + timedelta(microseconds=int(value))
+    return EPOCH + timedelta(0, 0, int(value))
 
 
 def key(text: str) -> int:
