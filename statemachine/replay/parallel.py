@@ -80,6 +80,7 @@ _log = structlog.get_logger("statemachine.replay")
 #: event itself with the timers it armed already due.
 _Segment = tuple[int, int, int, str, str, int]
 _BEFORE, _EVENT = 0, 1
+_NEVER = 1 << 62  # µs: later than any instant
 
 
 class _Shard(msgspec.Struct, array_like=True):
@@ -107,15 +108,13 @@ _Fallback = Fallback
 
 
 class _Lines:
-    """A task's own lines, read by offset: through a buffer of the file in log order (a
-    range read whole and sliced), one ``pread`` each in a sorted log's order."""
+    """A task's own lines, read again by offset (``os.pread``): a lazy digest's reader."""
 
     BLOCK = 8 << 20
 
     def __init__(self, names: Sequence[str], file: Any, offset: Any, length: Any) -> None:
         self.fds = [os.open(name, os.O_RDONLY) for name in names]
         self.file, self.offset, self.length = file.tolist(), offset.tolist(), length.tolist()
-        self._fd, self._start, self._block = -1, 0, b""
 
     def close(self) -> None:
         for fd in self.fds:
@@ -125,15 +124,6 @@ class _Lines:
     def __call__(self, token: int) -> bytes:
         """The line ``token`` (the task's own line number), stripped (a lazy digest's reader)."""
         return os.pread(self.fds[self.file[token]], self.length[token], self.offset[token]).strip()
-
-    def buffered(self, token: int) -> bytes:
-        fd, at, size = self.fds[self.file[token]], self.offset[token], self.length[token]
-        start = at - self._start
-        if fd != self._fd or start < 0 or start + size > len(self._block):
-            self._fd, self._start = fd, at
-            self._block = os.pread(fd, max(self.BLOCK, size), at)
-            start = 0
-        return self._block[start:start + size].strip()
 
 
 def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | None,
@@ -156,80 +146,99 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
         segments: list[_Segment] = []
         from bisect import bisect_left
 
-        def catch_up(limit: int) -> int:
+        instants: dict[int, datetime] = {}  # a change point's clock, as a datetime
+
+        def instant(step: int) -> datetime:
+            moment = instants.get(step)
+            if moment is None:
+                if len(instants) > 64:
+                    instants.clear()
+                moment = instants[step] = from_us(values[step])
+            return moment
+
+        def catch_up(limit: int, due: datetime | None, moment: int) -> int:
             """Fire the timers due by the clock ``limit``, each at the line where one
-            process fires it, tagged with its heap key; the next due time (µs) after."""
+            process fires it, tagged with its heap key; the next due time (µs) after.
+            ``due`` is the next timer's due time (``moment`` in µs)."""
             while True:
-                due = runtime.next_due()
                 if due is None:
-                    return 1 << 62
-                moment = to_us(due)
+                    return _NEVER
                 if moment > limit:
                     return moment
                 step = bisect_left(values, moment)  # the first line whose clock reaches it
-                runtime.clock = from_us(values[step - 1]) if step else None
+                runtime.clock = instant(step - 1) if step else None
                 runtime.effect_sink = None  # booked below, outcome by outcome
                 try:
-                    fired = runtime.advance_to(from_us(values[step]))
+                    fired = runtime.advance_to(instant(step))
                 finally:
                     runtime.effect_sink = sink
                 where = changes[step]
                 for outcome in fired:
                     count = len(ledger)
                     book(outcome, ledger.append)
-                    segments.append((where, _BEFORE, to_us(outcome.due), outcome.steps[0].subject,  # type: ignore[arg-type]
-                                     outcome.timer, len(ledger) - count))  # type: ignore[arg-type]
+                    segments.append((where, _BEFORE, moment if outcome.due is due else to_us(outcome.due),  # type: ignore[arg-type]
+                                     outcome.steps[0].subject, outcome.timer, len(ledger) - count))  # type: ignore[arg-type]
+                due = runtime.next_due()
+                if due is not None:
+                    moment = to_us(due)
 
         where_rejected: list[tuple[int, int]] = []
         created: list[int] = []
-        feed = replayer.feed_at
-        line = reader.buffered if not sort else reader
+        feed, next_due_of, fds, pread = replayer.feed_at, runtime.next_due, reader.fds, os.pread
         many = len(names) > 1
-        current, clock_set = -1, None
-        next_due = 1 << 62
-        seen_due: datetime | None = None
-        files, numbers, positions = file.tolist(), number.tolist(), position.tolist()
-        befores, ats = before.tolist(), at.tolist()
-        for k in range(len(positions)):
+        clock_set: int | None = None  # what the runtime's clock is known to hold (µs)
+        next_due, seen_due = _NEVER, None  # the next timer's due time (µs), and as a datetime
+        block, block_fd, block_start, fd, current = b"", -1, 0, -1, -1
+        rows = zip(range(len(position)), file.tolist(), number.tolist(), offset.tolist(),
+                   length.tolist(), position.tolist(), before.tolist(), at.tolist(), strict=False)
+        for k, f, line_number, where, size, place, clock_before, clock_at in rows:
             if k & 4095 == 0:
                 progress[2 * me], progress[2 * me + 1] = k, len(rejected)
-            if next_due <= ats[k]:
-                next_due = catch_up(ats[k])
+            if next_due <= clock_at:
+                next_due = catch_up(clock_at, seen_due, next_due)
                 clock_set = seen_due = None
-            moves = ats[k] != befores[k]
-            if not moves and befores[k] != clock_set:
+            if clock_at == clock_before and clock_before != clock_set:
                 # The clock stays here (an event older than the clock, a duplicate, a
                 # malformed line): the runtime must hold the clock one process holds,
                 # to refuse what is out of order. A line that moves the clock moves the
                 # runtime's to its own time, from any earlier one: nothing to set.
-                clock_set = befores[k]
-                runtime.clock = None if clock_set == NO_TIME else from_us(clock_set)
-            if many and files[k] != current:
-                current = files[k]
-                replayer.file = names[current]
+                clock_set = clock_before
+                runtime.clock = None if clock_before == NO_TIME else from_us(clock_before)
+            if f != current:
+                current, fd = f, fds[f]
+                if many:
+                    replayer.file = names[f]
+            if sort:  # the lines come in time order: each read where it is
+                raw = pread(fd, size, where).strip()
+            else:  # in file order: a block of the file read at once, sliced
+                at_ = where - block_start
+                if fd != block_fd or at_ < 0 or at_ + size > len(block):
+                    block = pread(fd, max(_Lines.BLOCK, size), where)
+                    block_fd, block_start, at_ = fd, where, 0
+                raw = block[at_:at_ + size].strip()
             ledgered, refused, known = len(ledger), len(rejected), len(entities)
-            raw = line(k)
-            feed(numbers[k], raw, k)
+            feed(line_number, raw, k)
             if len(ledger) != ledgered:
-                segments.append((positions[k], _EVENT, 0, "", "", len(ledger) - ledgered))
+                segments.append((place, _EVENT, 0, "", "", len(ledger) - ledgered))
             if len(rejected) != refused:
                 try:
                     to_event(loads(raw), fingerprint=False)
                 except EventRejected:
-                    raise _Fallback(f"line {numbers[k]} of {names[files[k]]} reads as an event "
+                    raise _Fallback(f"line {line_number} of {names[f]} reads as an event "
                                     "partially and as malformed in full") from None
-                where_rejected.append((positions[k], files[k]))
+                where_rejected.append((place, f))
             if len(entities) != known:
-                created.append(positions[k])
-            if moves:
-                clock_set = ats[k]  # the runtime's clock is now this line's time
-            due = runtime.next_due()
+                created.append(place)
+            if clock_at != clock_before:
+                clock_set = clock_at  # the runtime's clock is now this line's time
+            due = next_due_of()
             if due is not seen_due:  # (the same timer on top: no conversion)
                 seen_due = due
-                next_due = 1 << 62 if due is None else to_us(due)
+                next_due = _NEVER if due is None else to_us(due)
         replayer.release_ids()
         last = values[-1] if values else NO_TIME
-        catch_up(last)
+        if seen_due is not None:
+            catch_up(last, seen_due, next_due)
         runtime.clock = None if last == NO_TIME else from_us(last)
         if as_of is not None:
             runtime.effect_sink = None
@@ -239,7 +248,7 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
                 segments.append((total, _BEFORE, to_us(outcome.due), outcome.steps[0].subject,  # type: ignore[arg-type]
                                  outcome.timer, len(ledger) - count))  # type: ignore[arg-type]
             runtime.effect_sink = sink
-        progress[2 * me], progress[2 * me + 1] = len(positions), len(rejected)
+        progress[2 * me], progress[2 * me + 1] = len(position), len(rejected)
         states = [(c, s, e.state) for c, (s, e) in zip(created, entities.items(), strict=True)]
         shard = _Shard(ledger, segments,
                        [(w, f, r.line, r.id, r.error)
