@@ -97,13 +97,14 @@ def run_cluster(paths: list[Path], workers: int, events: int) -> dict[str, objec
         replays, scans = computing("_task"), computing("_scan_task")
         longest = max(replays)
         peaks = sorted(client.run(_peak_mb).values())
+        cpu = list(client.run(lambda: dict(parallel._CPU)).values())
     split = dict(parallel._TIMINGS)
     # Dask's share: the wall time of each pass less the longest task in it.
     around = (split["scan"] - max(scans)) + (split["replay"] - longest)
     return {"workers": workers, "start_s": start_s, "wall_s": wall, "longest_task_s": longest,
             "merge_s": merge[0], "around_s": around, "per_task_ms": per_task_ms, "split": split,
             "scan_tasks": len(scans), "scan_cpu_s": sum(scans), "longest_scan_s": max(scans),
-            "replay_cpu_s": sum(replays),
+            "replay_cpu_s": sum(replays), "cpu": cpu,
             "around_us_per_event": around / events * 1e6, "worker_peak_mb": peaks,
             "digest": hashlib.sha256(to_json(report)).hexdigest()[:16]}
 
@@ -127,9 +128,9 @@ def main() -> None:
         events = sum(p.read_bytes().count(b"\n") + 1 for p in paths)
         sizes = [p.stat().st_size for p in paths]
         print(f"{events:,} lines in {len(paths)} files of {min(sizes) / 1e6:.1f}-{max(sizes) / 1e6:.1f} MB")
-        tick = time.perf_counter()
+        tick, cpu_tick = time.perf_counter(), time.process_time()
         one = to_json(replay_paths(paths))
-        single = time.perf_counter() - tick
+        single, single_cpu = time.perf_counter() - tick, time.process_time() - cpu_tick
         digest = hashlib.sha256(one).hexdigest()[:16]
         del one
         print(f"one process: {single:.1f} s ({events / single:,.0f} events/s), report {digest}, "
@@ -149,6 +150,11 @@ def main() -> None:
                   f"combine {times['combine']:.2f} s, replay {times['replay']:.2f} s "  # type: ignore[index]
                   f"({row['replay_cpu_s']:.2f} s of task time), merge {times['merge']:.2f} s; "  # type: ignore[index]
                   f"load average {os.getloadavg()[0]:.2f}")
+            cpu: list[dict[str, float]] = row["cpu"]  # type: ignore[assignment]
+            scan_cpu, replay_cpu = (sum(c.get(k, 0.0) for c in cpu) for k in ("scan", "replay"))
+            workers_cpu = ", ".join(f"{c.get('scan', 0.0) + c.get('replay', 0.0):.2f}" for c in cpu)
+            print(f"  CPU time in the workers: scan {scan_cpu:.2f} s, replay {replay_cpu:.2f} s "
+                  f"(per worker: {workers_cpu} s); one process: {single_cpu:.2f} s of CPU")
 
 
 if __name__ == "__main__":

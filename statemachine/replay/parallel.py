@@ -133,7 +133,7 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
     from .scan import NO_TIME, from_us, to_us
 
     file, number, offset, length, position, before, at = mine
-    changes, values = clock[0].tolist(), clock[1].tolist()
+    changes, values = clock  # numpy arrays: no list of a million ints in each task
     reader = _Lines(names, file, offset, length)
     replayer = Replayer(domain, spill_ids=spill_ids)
     try:
@@ -144,8 +144,6 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
         ledger, rejected, entities = replayer.ledger, replayer.rejected, runtime.entities
         sink = runtime.effect_sink
         segments: list[_Segment] = []
-        from bisect import bisect_left
-
         instants: dict[int, datetime] = {}  # a change point's clock, as a datetime
 
         def instant(step: int) -> datetime:
@@ -153,7 +151,7 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
             if moment is None:
                 if len(instants) > 64:
                     instants.clear()
-                moment = instants[step] = from_us(values[step])
+                moment = instants[step] = from_us(int(values[step]))
             return moment
 
         def catch_up(limit: int, due: datetime | None, moment: int) -> int:
@@ -165,14 +163,14 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
                     return _NEVER
                 if moment > limit:
                     return moment
-                step = bisect_left(values, moment)  # the first line whose clock reaches it
+                step = int(values.searchsorted(moment))  # the first line whose clock reaches it
                 runtime.clock = instant(step - 1) if step else None
                 runtime.effect_sink = None  # booked below, outcome by outcome
                 try:
                     fired = runtime.advance_to(instant(step))
                 finally:
                     runtime.effect_sink = sink
-                where = changes[step]
+                where = int(changes[step])
                 for outcome in fired:
                     count = len(ledger)
                     book(outcome, ledger.append)
@@ -236,7 +234,7 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
                 seen_due = due
                 next_due = _NEVER if due is None else to_us(due)
         replayer.release_ids()
-        last = values[-1] if values else NO_TIME
+        last = int(values[-1]) if len(values) else NO_TIME
         if seen_due is not None:
             catch_up(last, seen_due, next_due)
         runtime.clock = None if last == NO_TIME else from_us(last)
@@ -285,7 +283,7 @@ def replay_parallel(path: str | Path | Sequence[str | Path], workers: int, *,
         return _one_process(paths, options)  # (OSError there if unreadable)
     from .cluster import local_client
 
-    return replay_distributed(paths, local_client(workers), groups=workers, **options)
+    return replay_distributed(paths, local_client(workers), **options)
 
 
 def _one_process(paths: list[str], options: dict[str, Any]) -> Report:
@@ -337,8 +335,6 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
         with open(name, "rb"):
             pass  # unreadable: OSError here, in the caller, as replay_path would raise it
     threads = sum(client.nthreads().values()) or 1
-    if groups is None:
-        groups = threads
     if domain is None:
         from ..lifecycles import DOMAIN
 
@@ -355,6 +351,9 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
     parts = _gather(client, futures, progress, "scanning")
     timings["scan"] = time.perf_counter() - tick
     tick = time.perf_counter()
+    if groups is None:  # one per worker thread, more for a long log: bounded memory per task
+        lines = sum(len(part.number) // 4 for part in parts)
+        groups = max(threads, -(-lines // GROUP_LINES))
     try:
         plan = combine([(f, part) for (f, _, _), part in zip(ranges, parts, strict=True)], groups,
                        sort, _reader(names))
@@ -385,6 +384,11 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
         timings["merge"] = time.perf_counter() - tick
 
 
+#: The most lines a replay task gets by default: a task's memory grows with its
+#: families' entities and ids (about 1 KB a line), and a worker's must stay far below
+#: what a cluster's workers are given (the issue asks under 300 MB).
+GROUP_LINES = 150_000
+
 #: Where the last replay's time went, in seconds (scan, combine, replay, merge): read by
 #: ``benchmarks/scale.py``.
 _TIMINGS: dict[str, float] = {}
@@ -393,7 +397,17 @@ _TIMINGS: dict[str, float] = {}
 def _scan_task(path: str, start: int, end: int, links: Any) -> Any:
     from .scan import scan_range
 
-    return scan_range(path, start, end, links)
+    started = time.thread_time()
+    try:
+        return scan_range(path, start, end, links)
+    finally:
+        _CPU["scan"] = _CPU.get("scan", 0.0) + time.thread_time() - started
+
+
+#: In a worker process: the CPU time its scan and replay tasks took, in seconds (for
+#: ``benchmarks/scale.py``, which reads it with ``Client.run``: wall times on a loaded
+#: machine tell the load, CPU times the work).
+_CPU: dict[str, float] = {}
 
 
 def _reader(names: Sequence[str]) -> Callable[[int, int, int], bytes]:
@@ -433,7 +447,7 @@ def _wait(client: Any, futures: list[Any], progress: Callable[[Any], None] | Non
 
     answers: dict[int, bytes] = {}
     waiting = dict(enumerate(futures))
-    done_lines = 0
+    seen: dict[int, tuple[int, int]] = {}
     try:
         while waiting:
             with contextlib.suppress(TimeoutError):  # (no answer yet: progress, then wait on)
@@ -450,7 +464,7 @@ def _wait(client: Any, futures: list[Any], progress: Callable[[Any], None] | Non
                     waiting.clear()
                     break
             if progress is not None and waiting:
-                progress(_progress(client, token, waiting, done_lines))
+                progress(_progress(client, token, seen))
     finally:
         client.cancel(futures)
     return [answers.get(me, _FAILED + b"stopped: another task fell back") for me in range(len(futures))]
@@ -479,6 +493,7 @@ def _finish(answers: list[bytes], paths: list[str], one_process: Callable[[], Re
 def _task(work: Callable[..., bytes], token: str, *args: Any) -> bytes:
     """A Dask task: the shard of one group of families, or why not, as bytes (a fall
     back or a bug is an answer, not an exception: Dask would retry or log it)."""
+    started = time.thread_time()
     try:
         return _DONE + work(*args, _Counters(token))
     except _Fallback as exc:
@@ -488,6 +503,7 @@ def _task(work: Callable[..., bytes], token: str, *args: Any) -> bytes:
 
         return _FAILED + traceback.format_exc().encode()
     finally:
+        _CPU["replay"] = _CPU.get("replay", 0.0) + time.thread_time() - started
         for key in [k for k in _PROGRESS if k[0] == token]:
             del _PROGRESS[key]
 
@@ -517,19 +533,16 @@ def _progress_of(token: str) -> list[tuple[int, int, int]]:
             if t == token]
 
 
-_last_seen: dict[int, tuple[int, int]] = {}
-
-
-def _progress(client: Any, token: str, waiting: dict[int, Any], done: int) -> _Snapshot:
-    """Lines done by every group so far (a finished group's last count stays)."""
+def _progress(client: Any, token: str, seen: dict[int, tuple[int, int]]) -> _Snapshot:
+    """Lines done by every group so far (``seen``: each group's last counts, kept)."""
     try:
         for answer in client.run(_progress_of, token).values():
             for group, lines, rejected in answer:
-                _last_seen[group] = (lines, rejected)
+                seen[group] = (lines, rejected)
     except Exception:  # a worker gone: the replay's own wait will tell; no figures now
         pass
-    return _Snapshot("replaying", sum(lines for lines, _ in _last_seen.values()),
-                     sum(rejected for _, rejected in _last_seen.values()))
+    return _Snapshot("replaying", sum(lines for lines, _ in seen.values()),
+                     sum(rejected for _, rejected in seen.values()))
 
 
 _DONE, _FALLBACK, _FAILED = b"d", b"f", b"x"
