@@ -353,7 +353,7 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
     tick = time.perf_counter()
     if groups is None:  # one per worker thread, more for a long log: bounded memory per task
         lines = sum(len(part.number) // 4 for part in parts)
-        groups = max(threads, -(-lines // GROUP_LINES))
+        groups = threads * max(1, -(-lines // (GROUP_LINES * threads)))  # as many on every worker
     try:
         plan = combine([(f, part) for (f, _, _), part in zip(ranges, parts, strict=True)], groups,
                        sort, _reader(names))
@@ -441,11 +441,12 @@ def _gather(client: Any, futures: list[Any], progress: Callable[[Any], None] | N
 
 
 def _wait(client: Any, futures: list[Any], progress: Callable[[Any], None] | None,
-          token: str) -> list[bytes]:
-    """Every replay task's answer (a fall back stops the others: their work is moot)."""
+          token: str) -> list[Any]:
+    """Every replay task's answer, a shard decoded as soon as it comes, or the bytes of a
+    fall back or a failure (a fall back stops the others: their work is moot)."""
     from distributed import wait
 
-    answers: dict[int, bytes] = {}
+    answers: dict[int, Any] = {}
     waiting = dict(enumerate(futures))
     seen: dict[int, tuple[int, int]] = {}
     try:
@@ -457,10 +458,14 @@ def _wait(client: Any, futures: list[Any], progress: Callable[[Any], None] | Non
                     continue
                 del waiting[me]
                 try:
-                    answers[me] = future.result()
+                    answer = future.result()
                 except Exception as exc:  # a lost worker (KilledWorker): reported as a failure
-                    answers[me] = _FAILED + f"{type(exc).__name__}: {exc}".encode()
-                if answers[me][:1] == _FALLBACK:
+                    answer = _FAILED + f"{type(exc).__name__}: {exc}".encode()
+                if answer[:1] == _DONE:  # decoded now, while the other tasks run
+                    answers[me] = _decode(memoryview(answer)[1:])
+                    continue
+                answers[me] = answer
+                if answer[:1] == _FALLBACK:
                     waiting.clear()
                     break
             if progress is not None and waiting:
@@ -470,19 +475,22 @@ def _wait(client: Any, futures: list[Any], progress: Callable[[Any], None] | Non
     return [answers.get(me, _FAILED + b"stopped: another task fell back") for me in range(len(futures))]
 
 
-def _finish(answers: list[bytes], paths: list[str], one_process: Callable[[], Report],
+def _finish(answers: list[Any], paths: list[str], one_process: Callable[[], Report],
             plan: Any, groups: int) -> Report:
-    """The report from every task's answer: merged, or replayed in one process when one
-    of them fell back, or a ``RuntimeError`` with a failed task's traceback."""
-    for answer in answers:
+    """The report from every task's answer (a shard, or bytes): merged, or replayed in one
+    process when one of them fell back, or a ``RuntimeError`` with a failed task's
+    traceback."""
+    told = [a for a in answers if isinstance(a, bytes)]
+    for answer in told:
         if answer[:1] == _FALLBACK:  # the others were stopped
             return _fall_back(answer[1:].decode(errors="replace"), one_process)
-    for answer in answers:
+    for answer in told:
         if answer[:1] != _DONE:
             raise RuntimeError(f"a replay worker failed:\n{answer[1:].decode(errors='replace')}")
     shards = []
     while answers:  # each message is let go once decoded: the merge's peak holds none
-        shards.append(_decode(memoryview(answers.pop(0))[1:]))
+        answer = answers.pop(0)
+        shards.append(_decode(memoryview(answer)[1:]) if isinstance(answer, bytes) else answer)
     for me, shard in enumerate(shards):
         for subject in shard.fenced:
             if plan.group_of(subject, groups) != me:

@@ -388,8 +388,12 @@ def _parents(subject: np.ndarray, parent: np.ndarray, file: np.ndarray, offset: 
              length: np.ndarray, read_line: Any) -> tuple[np.ndarray, np.ndarray]:
     """Sorted child keys and their parents; :class:`Fallback` for a child created under two."""
     linked = np.nonzero(parent)[0]
-    pairs = np.unique(np.stack([subject[linked], parent[linked]]), axis=1)
-    child, parent_of = pairs[0], pairs[1]
+    children, parents = subject[linked], parent[linked]
+    order = np.lexsort((parents, children))
+    children, parents = children[order], parents[order]
+    fresh = np.ones(len(children), bool)  # the first of each (child, parent) pair
+    fresh[1:] = (children[1:] != children[:-1]) | (parents[1:] != parents[:-1])
+    child, parent_of = children[fresh], parents[fresh]
     twice = np.nonzero(child[1:] == child[:-1])[0]
     if len(twice):
         line = linked[np.nonzero(subject[linked] == child[twice[0]])[0][0]]
@@ -423,7 +427,9 @@ def _shared_ids(ident: np.ndarray, group: np.ndarray, file: np.ndarray, offset: 
     later one a conflict (or a duplicate) knowing the earlier, two tasks would not. The
     keys only point at candidates: the ids are read again and compared."""
     lines = np.nonzero(group >= 0)[0]
-    order = lines[np.lexsort((lines, group[lines], ident[lines]))]
+    # By id, in log order within an id: lines of two groups under one id always have
+    # two neighbours of different groups.
+    order = lines[np.argsort(ident[lines], kind="stable")]
     keys, owners = ident[order], group[order]
     suspect = np.nonzero((keys[1:] == keys[:-1]) & (owners[1:] != owners[:-1]))[0]
     if not len(suspect):
