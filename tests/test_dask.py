@@ -267,3 +267,17 @@ def test_the_dashboard_link_is_one_line_on_a_terminal_and_nothing_when_piped(clu
     assert piped.getvalue() == ""
     assert tty.getvalue() == f"Dask dashboard: {clusters[2].dashboard_link}\n"
     assert tty.getvalue().startswith("Dask dashboard: http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("options", [{}, {"as_of": at("2026-01-01T00:00:00Z")}, {"sort": True}])
+def test_empty_blank_and_malformed_only_files_give_the_same_report(clusters, fallbacks, tmp_path,
+                                                                   options):
+    empty = tmp_path / "a.jsonl"
+    empty.write_bytes(b"")
+    blank = tmp_path / "b.jsonl"
+    blank.write_bytes(b"\n\n  \n")
+    broken = tmp_path / "c.jsonl"
+    broken.write_bytes(b"{bad\n[1, 2]\n")
+    for logs in ([empty], [empty, blank], [blank, broken], [empty, blank, broken]):
+        same(clusters, logs, groups=(3,), **options)
+    assert fallbacks == []
