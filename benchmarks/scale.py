@@ -2,10 +2,12 @@
 
 Generates a seeded log of about ``--events`` events (``generate.py``), splits it into
 ``--files`` files of uneven size, replays them in one process, then on a fresh
-``LocalCluster`` of each size in ``--clusters`` (one task per worker process), and
+``LocalCluster`` of each size in ``--clusters`` (scan tasks, then replay tasks), and
 prints, for each: wall time, speed-up, the report's digest (must be the one-process
-one), every worker's peak RSS, the time Dask spent around the tasks (wall time less the
-longest task and the merge), and the scheduler's round trip for an empty task.
+one), every worker's peak RSS, the time Dask spent around the tasks (each pass's wall
+time less its busiest worker's compute time; per event and per task), the scheduler's
+round trip for an empty task, the time split (scan, combine, replay, merge) and the
+CPU time of the workers' tasks against one process's.
 
 ``nice -n 10 .venv/bin/python benchmarks/scale.py --events 1000000 --files 10 --clusters 2,4,8``
 
@@ -86,26 +88,35 @@ def run_cluster(paths: list[Path], workers: int, events: int) -> dict[str, objec
         try:
             with get_task_stream(client) as stream:
                 tick = time.perf_counter()
-                report = parallel.replay_distributed([str(p) for p in paths], client, groups=workers)
+                report = parallel.replay_distributed([str(p) for p in paths], client)
                 wall = time.perf_counter() - tick
         finally:
             parallel._finish = finish
-        def computing(prefix: str) -> list[float]:
-            return [sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
-                    for task in stream.data if str(task["key"]).startswith(prefix)]
 
-        replays, scans = computing("_task"), computing("_scan_task")
+        def computing(prefix: str) -> tuple[list[float], float]:
+            """Each task's compute time, and the busiest worker's total."""
+            times, busy = [], {}
+            for task in stream.data:
+                if str(task["key"]).startswith(prefix):
+                    took = sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
+                    times.append(took)
+                    busy[task["worker"]] = busy.get(task["worker"], 0.0) + took
+            return times, max(busy.values())
+
+        (replays, replay_busy), (scans, scan_busy) = computing("_task"), computing("_scan_task")
         longest = max(replays)
         peaks = sorted(client.run(_peak_mb).values())
         cpu = list(client.run(lambda: dict(parallel._CPU)).values())
     split = dict(parallel._TIMINGS)
-    # Dask's share: the wall time of each pass less the longest task in it.
-    around = (split["scan"] - max(scans)) + (split["replay"] - longest)
+    # Dask's share: the wall time of each pass less the busiest worker's compute time in it.
+    around = (split["scan"] - scan_busy) + (split["replay"] - replay_busy)
+    tasks = len(scans) + len(replays)
     return {"workers": workers, "start_s": start_s, "wall_s": wall, "longest_task_s": longest,
             "merge_s": merge[0], "around_s": around, "per_task_ms": per_task_ms, "split": split,
             "scan_tasks": len(scans), "scan_cpu_s": sum(scans), "longest_scan_s": max(scans),
             "replay_cpu_s": sum(replays), "cpu": cpu,
-            "around_us_per_event": around / events * 1e6, "worker_peak_mb": peaks,
+            "around_us_per_event": around / events * 1e6, "around_ms_per_task": around / tasks * 1e3,
+            "worker_peak_mb": peaks,
             "digest": hashlib.sha256(to_json(report)).hexdigest()[:16]}
 
 
@@ -141,11 +152,13 @@ def main() -> None:
             print(f"local:{size}: {row['wall_s']:.1f} s, {single / row['wall_s']:.2f}x one process "  # type: ignore[operator]
                   f"({same}); cluster start {row['start_s']:.1f} s; longest task "
                   f"{row['longest_task_s']:.1f} s, merge {row['merge_s']:.1f} s, around the tasks "
-                  f"{row['around_s']:.2f} s ({row['around_us_per_event']:.2f} us/event); empty task "
+                  f"{row['around_s']:.2f} s ({row['around_us_per_event']:.2f} us/event, "
+                  f"{row['around_ms_per_task']:.0f} ms/task); empty task "
                   f"round trip {row['per_task_ms']:.2f} ms; worker peak RSS "
                   f"{', '.join(f'{mb:.0f}' for mb in row['worker_peak_mb'])} MB")  # type: ignore[attr-defined]
             times = row["split"]
-            print(f"  time split: scan {times['scan']:.2f} s ({row['scan_tasks']} tasks, "  # type: ignore[index]
+            print(f"  {times['groups']:.0f} replay tasks; time split: scan {times['scan']:.2f} s "  # type: ignore[index]
+                  f"({row['scan_tasks']} tasks, "  # type: ignore[index]
                   f"{row['scan_cpu_s']:.2f} s of task time, longest {row['longest_scan_s']:.2f} s), "
                   f"combine {times['combine']:.2f} s, replay {times['replay']:.2f} s "  # type: ignore[index]
                   f"({row['replay_cpu_s']:.2f} s of task time), merge {times['merge']:.2f} s; "  # type: ignore[index]

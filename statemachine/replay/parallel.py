@@ -360,7 +360,7 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
     except Fallback as exc:
         return _fall_back(str(exc), one_process)
     del parts
-    timings["combine"] = time.perf_counter() - tick
+    timings["combine"], timings["groups"] = time.perf_counter() - tick, groups
     tick = time.perf_counter()
     import numpy as np
 
