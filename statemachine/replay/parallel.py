@@ -54,7 +54,7 @@ import heapq
 import os
 import time
 import zlib  # noqa: F401 - the routing hash (scan.key's low bits); tests find two groups with it
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from itertools import repeat
 from pathlib import Path
@@ -114,7 +114,7 @@ class _Lines:
 
     def __init__(self, names: Sequence[str], file: Any, offset: Any, length: Any) -> None:
         self.fds = [os.open(name, os.O_RDONLY) for name in names]
-        self.file, self.offset, self.length = file.tolist(), offset.tolist(), length.tolist()
+        self.file, self.offset, self.length = file, offset, length  # numpy: read rarely
 
     def close(self) -> None:
         for fd in self.fds:
@@ -123,7 +123,17 @@ class _Lines:
 
     def __call__(self, token: int) -> bytes:
         """The line ``token`` (the task's own line number), stripped (a lazy digest's reader)."""
-        return os.pread(self.fds[self.file[token]], self.length[token], self.offset[token]).strip()
+        return os.pread(self.fds[int(self.file[token])], int(self.length[token]),
+                        int(self.offset[token])).strip()
+
+
+def _rows(*columns: Any) -> Iterator[tuple[int, ...]]:
+    """``(k, *values)`` of the task's k-th line, made into Python ints a few thousand at a
+    time (all at once, seven lists of a task's lines would be a tenth of its memory)."""
+    count = len(columns[0])
+    for start in range(0, count, 4096):
+        end = min(count, start + 4096)
+        yield from zip(range(start, end), *(c[start:end].tolist() for c in columns), strict=True)
 
 
 def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | None,
@@ -187,8 +197,7 @@ def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | No
         clock_set: int | None = None  # what the runtime's clock is known to hold (µs)
         next_due, seen_due = _NEVER, None  # the next timer's due time (µs), and as a datetime
         block, block_fd, block_start, fd, current = b"", -1, 0, -1, -1
-        rows = zip(range(len(position)), file.tolist(), number.tolist(), offset.tolist(),
-                   length.tolist(), position.tolist(), before.tolist(), at.tolist(), strict=False)
+        rows = _rows(file, number, offset, length, position, before, at)
         for k, f, line_number, where, size, place, clock_before, clock_at in rows:
             if k & 4095 == 0:
                 progress[2 * me], progress[2 * me + 1] = k, len(rejected)
@@ -364,6 +373,7 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
     tick = time.perf_counter()
     import numpy as np
 
+    places = [address for address, count in sorted(client.nthreads().items()) for _ in range(count)]
     [clock] = client.scatter([(plan.changes, plan.clock_at[plan.changes])], broadcast=True)
     work = _work  # looked up now: a stand-in (a test's) travels by value
     token = os.urandom(8).hex()  # names this replay's progress in the workers
@@ -372,7 +382,7 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
         own = np.nonzero(plan.group == me)[0]
         mine = (plan.file[own], plan.number[own], plan.offset[own], plan.length[own], own,
                 plan.clock_before[own], plan.clock_at[own])
-        [shipped] = client.scatter([mine])
+        [shipped] = client.scatter([mine], workers=[places[me % len(places)]])  # balanced
         futures.append(client.submit(_task, work, token, names, me, domain, as_of, spill_ids, sort,
                                      plan.lines, shipped, clock, pure=False))
     answers = _wait(client, futures, progress, token)
@@ -387,7 +397,7 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
 #: The most lines a replay task gets by default: a task's memory grows with its
 #: families' entities and ids (about 1 KB a line), and a worker's must stay far below
 #: what a cluster's workers are given (the issue asks under 300 MB).
-GROUP_LINES = 150_000
+GROUP_LINES = 100_000
 
 #: Where the last replay's time went, in seconds (scan, combine, replay, merge): read by
 #: ``benchmarks/scale.py``.
