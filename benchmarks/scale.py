@@ -120,12 +120,66 @@ def run_cluster(paths: list[Path], workers: int, events: int) -> dict[str, objec
             "digest": hashlib.sha256(to_json(report)).hexdigest()[:16]}
 
 
+def passes(paths: list[Path], cores: int, single_cpu: float, digest: str) -> None:
+    """The scan, the combine, every replay task and the merge, one after the other here,
+    each timed in CPU seconds; and the wall time on ``cores`` idle cores: the scan and the
+    tasks spread over them (the tasks as the scheduler would place them, as many on each),
+    the combine and the merge in the caller."""
+    import numpy as np
+
+    from statemachine.lifecycles import DOMAIN
+    from statemachine.replay.scan import combine, links_of, plan_ranges, scan_range
+
+    names = [str(p) for p in paths]
+
+    def cpu() -> float:
+        return time.process_time()
+
+    tick = cpu()
+    ranges = plan_ranges(names, parallel._range_bytes(names, cores))
+    links = links_of(DOMAIN)
+    parts = [(f, scan_range(names[f], start, end, links)) for f, start, end in ranges]
+    scan = cpu() - tick
+    lines = sum(len(part.number) // 4 for _, part in parts)
+    groups = cores * max(1, -(-lines // (parallel.GROUP_LINES * cores)))
+    tick = cpu()
+    plan = combine(parts, groups, False, parallel._reader(names))
+    combined = cpu() - tick
+    del parts
+    clock = (plan.changes, plan.clock_at[plan.changes])
+    answers, tasks = [], []
+    for me in range(groups):
+        own = np.nonzero(plan.group == me)[0]
+        mine = (plan.file[own], plan.number[own], plan.offset[own], plan.length[own], own,
+                plan.clock_before[own], plan.clock_at[own])
+        tick = cpu()
+        answers.append(parallel._DONE + parallel._work(names, me, None, None, False, False,
+                                                       plan.lines, mine, clock, {}))
+        tasks.append(cpu() - tick)
+    tick = cpu()
+    report = parallel._finish(answers, names, lambda: None, plan, groups)  # type: ignore[arg-type, return-value]
+    merged = cpu() - tick
+    got = hashlib.sha256(to_json(report)).hexdigest()[:16]
+    same = "same report" if got == digest else "A DIFFERENT REPORT"
+    busiest = max(sum(tasks[me::cores]) for me in range(cores))
+    wall = scan / cores + combined + busiest + merged
+    print(f"passes in this process ({same}), CPU seconds: scan {scan:.2f} ({len(ranges)} ranges), "
+          f"combine {combined:.2f}, replay {sum(tasks):.2f} ({groups} tasks, {min(tasks):.2f}-"
+          f"{max(tasks):.2f} each), merge {merged:.2f}; one process {single_cpu:.2f}. On {cores} "
+          f"idle cores: {wall:.2f} s, {single_cpu / wall:.2f}x one process; "
+          f"load average {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--clusters", default="2", help="comma-separated local cluster sizes")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--passes", type=int, default=0, metavar="CORES",
+                        help="also run the three passes one after the other in this process (no "
+                             "Dask) and print each one's CPU time, and the wall time they would "
+                             "take on CORES idle cores: the time split, free of the machine's load")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -146,7 +200,9 @@ def main() -> None:
         del one
         print(f"one process: {single:.1f} s ({events / single:,.0f} events/s), report {digest}, "
               f"peak RSS {_peak_mb():.0f} MB; load average {os.getloadavg()[0]:.2f}")
-        for size in map(int, args.clusters.split(",")):
+        if args.passes:
+            passes(paths, args.passes, single_cpu, digest)
+        for size in map(int, args.clusters.split(",") if args.clusters else ()):
             row = run_cluster(paths, size, events)
             same = "same report" if row["digest"] == digest else "A DIFFERENT REPORT"
             print(f"local:{size}: {row['wall_s']:.1f} s, {single / row['wall_s']:.2f}x one process "  # type: ignore[operator]
