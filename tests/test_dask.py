@@ -281,3 +281,13 @@ def test_empty_blank_and_malformed_only_files_give_the_same_report(clusters, fal
     for logs in ([empty], [empty, blank], [blank, broken], [empty, blank, broken]):
         same(clusters, logs, groups=(3,), **options)
     assert fallbacks == []
+
+
+def test_the_scale_benchmark_runs_and_finds_the_same_report():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--events", "3000",
+                           "--files", "3", "--clusters", "1", "--passes", "2"],
+                          cwd=ROOT, capture_output=True, timeout=300, check=False)
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert out.count("same report") == 2 and "DIFFERENT" not in out
+    assert "passes in this process" in out and "time split: scan" in out
