@@ -291,3 +291,31 @@ def test_the_scale_benchmark_runs_and_finds_the_same_report():
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert out.count("same report") == 2 and "DIFFERENT" not in out
     assert "passes in this process" in out and "time split: scan" in out
+
+
+def test_on_a_terminal_the_command_shows_the_dashboard_and_the_same_report(tmp_path):
+    import os
+    import pty
+
+    paths = split(EXAMPLE.read_bytes(), [20], tmp_path)
+    command = [sys.executable, "-m", "statemachine", "replay", *map(str, paths), "--format", "json",
+               "--cluster", "local:2"]
+    master, slave = pty.openpty()  # stderr on a terminal; the report on a pipe
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal's other end closed: the command is done
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    out, _ = proc.communicate(timeout=180)
+    piped = cli(*paths, "--format", "json", "--cluster", "local:2")
+    one = cli(*paths, "--format", "json")
+    assert (proc.returncode, out) == (piped.returncode, piped.stdout) == (one.returncode, one.stdout)
+    assert b"Dask dashboard: http://127.0.0.1:" in shown
+    assert b"dashboard" not in piped.stderr
