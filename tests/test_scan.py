@@ -221,3 +221,19 @@ def test_progress_on_a_terminal_shows_a_bar_per_phase():
         progress(parallel._Snapshot("replaying", 10, 0))
     shown = out.getvalue()
     assert "scanning: 1,000 lines" in shown and "2 rejected" in shown and "replaying: 10 lines" in shown
+
+
+def test_a_child_whose_creation_does_not_require_its_parent_is_refused_before_any_scan():
+    import attrs
+
+    order = DOMAIN.lifecycle("order")
+    agreed = next(i for i in order.inputs if i.type == "order.agreed")
+    loose = attrs.evolve(agreed, fields=tuple(attrs.evolve(f, required=False) if f.name == "project"
+                                              else f for f in agreed.fields))
+    lifecycles = tuple(attrs.evolve(lc, inputs=tuple(loose if i is agreed else i for i in lc.inputs))
+                       if lc is order else lc for lc in DOMAIN.lifecycles)
+    domain = attrs.evolve(DOMAIN, lifecycles=lifecycles)
+    with pytest.raises(Fallback, match=r"^order\.agreed does not require its parent's project$"):
+        links_of(domain)
+    assert links_of(DOMAIN).creating["order.agreed"] == ("project", "project")
+    assert links_of(DOMAIN).linked == frozenset({"order", "ad_group", "ad"})
