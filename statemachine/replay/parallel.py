@@ -319,7 +319,8 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
                        progress: Callable[[Any], None] | None = None) -> Report:
     """:func:`replay_parallel` on a Dask cluster (``client``: a ``distributed.Client``):
     a scan task per byte range, then a replay task per group of families (``groups``,
-    default: one per worker thread of the cluster), each reading only its own lines
+    default: one per worker thread of the cluster, or as many more on every worker as
+    keep a task to :data:`GROUP_LINES` lines), each reading only its own lines
     (the files must be readable at the same paths on every worker: a shared file
     system); the results are merged here. Nothing is shuffled: no event travels
     between workers.
