@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from helpers import T0, at, ev
 from hypothesis import HealthCheck, given, settings
@@ -203,3 +204,118 @@ def test_cluster_addresses_and_local_sizes_parse():
     assert parse_cluster("local:3") == ClusterSpec(workers=3)
     assert parse_cluster("tcp://10.0.0.5:8786") == ClusterSpec(address="tcp://10.0.0.5:8786")
     assert str(parse_cluster("local:3")) == "local:3"
+
+
+# -- the scan pass and what the tasks check (issue 13) -----------------------------------
+def test_a_line_the_scan_reads_as_an_event_but_the_envelope_refuses_falls_back(clusters, fallbacks,
+                                                                              tmp_path):
+    # A repeated key: the scan's partial view takes the last copy; the envelope refuses
+    # the line, so its time must not be in the clock: the replay starts over, right.
+    log = tmp_path / "keys.jsonl"
+    log.write_bytes(b"\n".join([
+        orjson.dumps(_project("p", "P1")),
+        b'{"id": "r", "time": "2026-04-01T00:00:00Z", "time": "2026-04-02T00:00:00Z", '
+        b'"type": "project.created", "subject": "project/P2", "data": {"kind": "creator", '
+        b'"currency": "USD", "deadline": "2026-06-01T00:00:00Z"}}',
+        orjson.dumps(_project("q", "P3", hours=1))]))
+    with capture_logs() as logs:
+        report = parallel.replay_distributed([log], clusters[2], groups=2)
+    assert to_json(report) == to_json(replay_paths(log))
+    assert fallbacks == [[str(log)]]
+    assert [e["reason"] for e in logs if e["log_level"] == "warning"] == [
+        f"line 2 of {log} reads as an event partially and as malformed in full"]
+    assert "appears twice" in report.rejected[0].error
+
+
+def test_progress_reports_the_scan_then_the_replay(clusters, monkeypatch, tmp_path):
+    seen: list[tuple[str, int, int]] = []
+    slow = parallel._work
+
+    def work(*args: Any) -> bytes:  # long enough for the caller to look in while it runs
+        import time
+
+        answer = slow(*args)
+        time.sleep(0.6)
+        return answer
+
+    monkeypatch.setattr(parallel, "_work", work)
+    paths = split(EXAMPLE.read_bytes(), [10, 40], tmp_path)
+    report = parallel.replay_distributed(paths, clusters[2], groups=2,
+                                         progress=lambda p: seen.append((p.phase, p.lines, len(p.rejected))))
+    assert to_json(report) == to_json(replay_paths(paths))
+    phases = [phase for phase, _, _ in seen]
+    assert phases[0] == "scanning" and "replaying" in phases
+    assert phases.index("replaying") > max(i for i, p in enumerate(phases) if p == "scanning")
+    scanned = [(lines, rejected) for phase, lines, rejected in seen if phase == "scanning"]
+    assert scanned[-1][0] == report.lines  # every line scanned, the malformed ones rejected there
+    assert 0 < scanned[-1][1] <= len(report.rejected)
+    assert all(0 <= lines <= report.lines for phase, lines, _ in seen if phase == "replaying")
+
+
+def test_the_dashboard_link_is_one_line_on_a_terminal_and_nothing_when_piped(clusters):
+    import io
+
+    from statemachine.replay.scale import note_dashboard
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    piped, tty = io.StringIO(), Tty()
+    note_dashboard(clusters[2], piped)
+    note_dashboard(clusters[2], tty)
+    assert piped.getvalue() == ""
+    assert tty.getvalue() == f"Dask dashboard: {clusters[2].dashboard_link}\n"
+    assert tty.getvalue().startswith("Dask dashboard: http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("options", [{}, {"as_of": at("2026-01-01T00:00:00Z")}, {"sort": True}])
+def test_empty_blank_and_malformed_only_files_give_the_same_report(clusters, fallbacks, tmp_path,
+                                                                   options):
+    empty = tmp_path / "a.jsonl"
+    empty.write_bytes(b"")
+    blank = tmp_path / "b.jsonl"
+    blank.write_bytes(b"\n\n  \n")
+    broken = tmp_path / "c.jsonl"
+    broken.write_bytes(b"{bad\n[1, 2]\n")
+    for logs in ([empty], [empty, blank], [blank, broken], [empty, blank, broken]):
+        same(clusters, logs, groups=(3,), **options)
+    assert fallbacks == []
+
+
+def test_the_scale_benchmark_runs_and_finds_the_same_report():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--events", "3000",
+                           "--files", "3", "--clusters", "1", "--passes", "2"],
+                          cwd=ROOT, capture_output=True, timeout=300, check=False)
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert out.count("same report") == 2 and "DIFFERENT" not in out
+    assert "passes in this process" in out and "time split: scan" in out
+
+
+def test_on_a_terminal_the_command_shows_the_dashboard_and_the_same_report(tmp_path):
+    import os
+    import pty
+
+    paths = split(EXAMPLE.read_bytes(), [20], tmp_path)
+    command = [sys.executable, "-m", "statemachine", "replay", *map(str, paths), "--format", "json",
+               "--cluster", "local:2"]
+    master, slave = pty.openpty()  # stderr on a terminal; the report on a pipe
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal's other end closed: the command is done
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    out, _ = proc.communicate(timeout=180)
+    piped = cli(*paths, "--format", "json", "--cluster", "local:2")
+    one = cli(*paths, "--format", "json")
+    assert (proc.returncode, out) == (piped.returncode, piped.stdout) == (one.returncode, one.stdout)
+    assert b"Dask dashboard: http://127.0.0.1:" in shown
+    assert b"dashboard" not in piped.stderr

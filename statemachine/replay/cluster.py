@@ -3,8 +3,9 @@
 ``--cluster local[:N]`` starts a ``distributed.LocalCluster`` of N worker processes (one
 thread each; default: one per CPU) for the length of the replay; ``--cluster
 tcp://HOST:PORT`` uses a running scheduler (``dask scheduler`` / ``dask worker``). The
-replay itself is :func:`.parallel.replay_distributed`: one ordinary task per group of
-families, their shards merged into the one-process order. Dask is an optional extra
+replay itself is :func:`.parallel.replay_distributed`: a scan task per byte range of the
+files (:mod:`.scan`), then a replay task per group of families reading only its own
+lines, their ledgers merged into the one-process order. Dask is an optional extra
 (``collab-lifecycles[dask]``): without it, asking for a cluster is one clear error.
 """
 

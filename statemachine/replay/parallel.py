@@ -1,46 +1,47 @@
-"""Replay on several processes: entity families split across workers, one report.
+"""Replay on several processes: entity families split across tasks, one report.
 
 Why: a replay runs one Python thread, and a long log keeps one core busy for minutes.
 Entities only meet within a *family*: an entity, the children its lifecycle's
 :class:`~statemachine.engine.declaration.Parent` link gives it, and theirs (a project
-and its orders; a promotion alone). Families never touch, so each worker replays the
-families it owns, and the report is merged in the order one process would have made
-it: byte for byte the report of :func:`~.replayer.replay`.
+and its orders; a promotion alone). Families never touch, so each task replays the
+families of its group, and the report is merged in the order one process would have
+made it: byte for byte the report of :func:`~.replayer.replay`.
 
-The workers are **Dask** tasks (issue 13): :func:`replay_distributed` submits one ordinary
-task per group of families to a ``distributed.Client`` (a local cluster, or a running
-scheduler's), each returns its shard as MessagePack, and the shards are merged here. No
-event travels between workers (no shuffle): each task reads the files itself. The
-library's ``workers=N`` (:func:`replay_parallel`) is the same path on a local cluster of
-N processes; the home-made process pool it replaced is gone.
+The tasks are ordinary **Dask** tasks (issue 13) on a ``distributed.Client`` (a local
+cluster, or a running scheduler's), in three passes; nothing is shuffled (no event
+travels between workers):
 
-How each of ``n`` workers reads the log (every worker reads every line, of every file,
-as one log: :func:`~.files.iter_lines`):
-
-* The **clock** is global: every worker advances it for every well-formed event,
-  its own or not, so its timers fire exactly where one process would fire them. For a
-  line it does not own, "advance to the event's time if it is later" is exactly what
-  :meth:`Runtime.apply <statemachine.engine.runtime.Runtime.apply>` does to the clock:
-  a duplicate has its original's time, which the clock has already reached, and an
-  event older than the clock moves nothing either way.
-* **Routing**: a line belongs to the worker of its subject's family root. A child's
-  parent is the one its first creating event names (``order.agreed`` ->
-  ``data.project``), known to every worker alike.
-* A line it owns goes through ``Runtime.apply`` as in one process: dedupe, guards,
-  actions, timers. Its outcomes are tagged with where one process would have made
-  them: (line, before / the event / after, and for a timer its heap key).
-* The parent merges the tagged outcomes: in line order, and within the timers fired
-  before one line, by always taking the smallest next timer of any worker, which is
-  what one heap over all timers would have popped.
+1. **Scan** (:mod:`.scan`): one task per byte range of the files reads its lines once,
+   partially (msgspec, no digest), and the caller combines the ranges with numpy: each
+   line's place in the one log, the clock before and at it (a prefix maximum of the
+   well-formed times), its group (the CRC-32 of its family root modulo the groups: a
+   child's parent is the one its creating event names), and the facts that make
+   families meet (below).
+2. **Replay** (:func:`_work`): one task per group reads only its own lines (byte
+   offsets from the scan) and feeds them to a :class:`~.replayer.Replayer`, the very
+   code path of one process (the compiled fast path, the ledger booked from the effect
+   sink). It is handed the global clock: before each of its lines the runtime's clock
+   is set to the clock one process has there, and a timer of its families fires at the
+   line where one process fires it (the first line whose clock reaches its due time),
+   with the clock one process has then. The ledger comes back tagged by line position
+   (an event's lines, and the timers it armed already due, belong to its line; a timer
+   fired before a line carries its heap key: due time, subject, name).
+3. **Merge** (:func:`_merge`): the ledger in line order, and within the timers fired
+   before one line, by always taking the smallest next timer of any task, which is what
+   one heap over all timers would have popped; rejections by line, entities by the line
+   that created them.
 
 Any sign that families are not independent makes the replay **fall back** to one
-process, so the report never depends on the number of workers:
+process, so the report never depends on the number of tasks:
 
-* a lookup of an entity of another family (an undeclared send or read);
-* an id that lines of two families use (one process would call the second a conflict,
+* a lookup of an entity of another group (an undeclared send or read), seen by the
+  runtime's fence;
+* an id that lines of two groups use (one process would call the second a conflict,
   or a duplicate of the first, knowing both);
 * a child whose creating events name two different parents, or a lifecycle whose
-  creating event does not require its parent at all (such a child could change family).
+  creating event does not require its parent at all (such a child could change family);
+* a line the scan's partial view read as an event that the full parse refuses (its
+  time was counted in the clock).
 
 The fall back is logged (a structlog warning, ``replay.one_process``, with the reason):
 the report is right either way, only slower.
@@ -51,201 +52,220 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+import time
+import zlib  # noqa: F401 - the routing hash (scan.key's low bits); tests find two groups with it
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import structlog
 
-from ..engine.applied import SpilledIds
-from ..engine.declaration import INITIAL, Domain
+from ..engine.declaration import Domain
 from ..engine.errors import EventRejected
-from ..engine.runtime import Event, Outcome, Runtime
-from ..envelope import digest, loads, to_event
+from ..envelope import loads, to_event
 from .campaigns import CampaignSummary, ordered
-from .files import iter_lines, replay_files
-from .replayer import book, campaigns_of, replay_path
+from .files import replay_files
+from .replayer import Replayer, book, campaigns_of, replay_path
 from .report import LedgerLine, Rejection, Report
 
-__all__ = ["replay_parallel"]
+__all__ = ["Fallback", "replay_distributed", "replay_parallel"]
 
 _log = structlog.get_logger("statemachine.replay")
 
-#: Merge keys: (line index, phase, due, subject, timer name). Phase 0 holds the timers
-#: fired before the line's event, 1 the event itself, 2 timers it armed already due.
-_Key = tuple[int, int, datetime | None, str, str]
-_BEFORE, _EVENT, _AFTER = 0, 1, 2
-
-
-class _Fallback(Exception):
-    """The families of this log are not independent: replay it in one process."""
+#: A ledger segment: (line position, phase, due µs, subject, timer name, ledger lines).
+#: Phase 0 is a timer fired before the line's event (keyed by the heap's order), 1 the
+#: event itself with the timers it armed already due.
+_Segment = tuple[int, int, int, str, str, int]
+_BEFORE, _EVENT = 0, 1
+_NEVER = 1 << 62  # µs: later than any instant
 
 
 class _Shard(msgspec.Struct, array_like=True):
-    """What one worker sends back, as MessagePack (a tenth of pickle's time)."""
+    """What one replay task sends back, as MessagePack (a tenth of pickle's time)."""
 
-    outcomes: list[tuple[_Key, list[LedgerLine]]]
-    rejected: list[tuple[int, int, int, str | None, str]]  # (line index, file, line, id, reason)
-    states: list[tuple[int, str, str]]  # (line index of the creation, subject, state)
-    lines: int
+    ledger: list[LedgerLine]
+    segments: list[_Segment]
+    rejected: list[tuple[int, int, int, str | None, str]]  # (position, file, line, id, reason)
+    states: list[tuple[int, str, str]]  # (position of the creation, subject, state)
     applied: int
     duplicates: int
     clock: datetime | None
+    fenced: list[str]  # subjects a step looked for and did not find
     campaigns: list[CampaignSummary] = []  # Ads Manager: the text report's section
 
 
 _decode = msgspec.msgpack.Decoder(_Shard).decode
 
 
-class _Families:
-    """Which worker owns a subject: the hash of its family root, the same in every worker."""
-
-    def __init__(self, runtime: Runtime, workers: int) -> None:
-        self.workers = workers
-        links: dict[str, tuple[str, str]] = {}  # child kind -> (parent kind, field)
-        for lifecycle in runtime.domain.lifecycles:
-            if lifecycle.parent is not None:
-                link = (lifecycle.parent.kind, lifecycle.parent.field)
-                if links.setdefault(lifecycle.kind, link) != link:
-                    raise _Fallback(f"the variants of {lifecycle.kind} name different parents")
-        # creating event type -> (parent kind, field), for the kinds that have a parent
-        self.creating = {kind_type: links[kind] for kind_type, (kind, _, _, creates)
-                         in runtime._inputs.items() if creates and kind in links}
-        for kind_type, (kind, inp, _, _) in runtime._inputs.items():
-            if kind_type in self.creating and not any(
-                    f.name == links[kind][1] and f.required for f in inp.fields):
-                # A child created without naming its parent would change family later.
-                raise _Fallback(f"{kind_type} does not require its parent's {links[kind][1]}")
-        self.linked = frozenset(links)  # the kinds whose entities have a parent
-        self.parent: dict[str, str] = {}  # child subject -> parent subject
-        self._roots: dict[str, int] = {}  # family root -> its worker (a few per family)
-
-    def route(self, event: Event) -> int:
-        link = self.creating.get(event.type)
-        if link is not None:
-            ident = event.data.get(link[1])
-            if isinstance(ident, str):
-                parent = f"{link[0]}/{ident}"
-                if self.parent.setdefault(event.subject, parent) != parent:
-                    raise _Fallback(f"{event.subject} is created under two parents")
-        return self.owner(event.subject)
-
-    def owner(self, subject: str) -> int:
-        root = subject
-        if subject[:subject.find("/")] in self.linked:  # else a root: no lookup at all
-            parent = self.parent
-            for _ in range(64):  # a family is a few levels deep; a loop in the data is not
-                up = parent.get(root)
-                if up is None:
-                    break
-                root = up
-            else:
-                raise _Fallback(f"{subject}: its parents form a loop")
-        worker = self._roots.get(root)
-        if worker is None:
-            worker = zlib.crc32(root.encode("utf-8", "surrogatepass")) % self.workers
-            if len(self._roots) < 65536:  # bounded: a cache, not a second index
-                self._roots[root] = worker
-        return worker
+class Fallback(Exception):
+    """The families of this log are not independent: replay it in one process."""
 
 
-class _Tagger:
-    """Subscribed to the worker's runtime: tags every outcome with its merge key."""
-
-    def __init__(self) -> None:
-        self.line = 0
-        self.phase = _BEFORE
-        self.outcomes: list[tuple[_Key, list[LedgerLine]]] = []
-        self.created: dict[str, int] = {}
-
-    def __call__(self, outcome: Outcome) -> None:
-        if outcome.timer is None:
-            self.phase = _EVENT
-            key: _Key = (self.line, _EVENT, None, "", "")
-        else:
-            if self.phase == _EVENT:
-                self.phase = _AFTER
-            key = (self.line, self.phase, outcome.due, outcome.steps[0].subject, outcome.timer)
-        for step in outcome.steps:
-            if step.source == INITIAL:
-                self.created[step.subject] = self.line
-        money: list[LedgerLine] = []
-        book(outcome, money.append)
-        # Every timer's outcome is kept, money or not: the merge takes the smallest next
-        # timer of any worker, and a worker's next one may be one armed by the last.
-        if money or outcome.timer is not None:
-            self.outcomes.append((key, money))
+_Fallback = Fallback
 
 
-def _work(paths: list[str], me: int, workers: int, domain: Domain | None, sort: bool,
-          as_of: datetime | None, spill_ids: bool, progress: Any) -> bytes:
-    if domain is None:
-        from ..lifecycles import DOMAIN
+class _Lines:
+    """A task's own lines, read again by offset (``os.pread``): a lazy digest's reader."""
 
-        domain = DOMAIN
-    ids = SpilledIds() if spill_ids else None
-    runtime = Runtime(domain, applied=ids)
-    families = _Families(runtime, workers)
+    BLOCK = 8 << 20
 
-    def fence(subject: str) -> None:  # a missing entity: absent, or another worker's?
-        if families.owner(subject) != me:
-            raise _Fallback(f"a step looked up {subject}, of another family")
+    def __init__(self, names: Sequence[str], file: Any, offset: Any, length: Any) -> None:
+        self.fds = [os.open(name, os.O_RDONLY) for name in names]
+        self.file, self.offset, self.length = file, offset, length  # numpy: read rarely
 
-    runtime.fence = fence
-    tagger = _Tagger()
-    runtime.subscribe(tagger)
-    foreign: set[int] = set()  # hash() of the ids of other families' lines
-    rejected: list[tuple[int, int, int, str | None, str]] = []
-    applied = duplicates = 0
-    lines: Iterable[tuple[int, int, bytes]] = iter_lines(paths, sort=sort)
-    index = -1
-    for index, (source, number, raw) in enumerate(lines):
-        if index & 4095 == 0:
-            progress[2 * me], progress[2 * me + 1] = index, len(rejected)
-        tagger.line, tagger.phase = index, _BEFORE
-        envelope = None
-        try:
-            envelope = loads(raw)
-            event = to_event(envelope, fingerprint=False)
-        except EventRejected as exc:  # malformed: no subject, no clock; worker 0 tells
-            if me == 0:
-                ident = envelope.get("id") if type(envelope) is dict else None
-                rejected.append((index, source, number,
-                                 ident if isinstance(ident, str) else None, exc.reason))
-            continue
-        if families.route(event) != me:
-            foreign.add(hash(event.id))
-            clock = runtime.clock
-            if clock is None or event.time > clock:
-                runtime.advance_to(event.time)
-            continue
-        if hash(event.id) in foreign:
-            raise _Fallback(f"id {event.id!r} is used by lines of two families")
-        event = Event(event.id, event.time, event.type, event.subject, event.data,
-                      digest(envelope))
-        try:
-            outcome = runtime.apply(event)
-        except EventRejected as exc:
-            rejected.append((index, source, number, event.id, exc.reason))
-            continue
-        if outcome.duplicate:
-            duplicates += 1
-        else:
-            applied += 1
-    if ids is not None:
-        ids.close()
-    runtime.applied = {}
-    tagger.line, tagger.phase = index + 1, _BEFORE
-    if as_of is not None:
-        runtime.advance_to(as_of)
-    created = tagger.created
-    states = [(created[s], s, e.state) for s, e in runtime.entities.items()]
-    shard = _Shard(tagger.outcomes, rejected, states, index + 1, applied, duplicates, runtime.clock,
-                   campaigns_of(runtime))
-    return msgspec.msgpack.encode(shard)
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def __call__(self, token: int) -> bytes:
+        """The line ``token`` (the task's own line number), stripped (a lazy digest's reader)."""
+        return os.pread(self.fds[int(self.file[token])], int(self.length[token]),
+                        int(self.offset[token])).strip()
+
+
+def _rows(*columns: Any) -> Iterator[tuple[int, ...]]:
+    """``(k, *values)`` of the task's k-th line, made into Python ints a few thousand at a
+    time (all at once, seven lists of a task's lines would be a tenth of its memory)."""
+    count = len(columns[0])
+    for start in range(0, count, 4096):
+        end = min(count, start + 4096)
+        yield from zip(range(start, end), *(c[start:end].tolist() for c in columns), strict=True)
+
+
+def _work(names: list[str], me: int, domain: Domain | None, as_of: datetime | None,
+          spill_ids: bool, sort: bool, total: int, mine: tuple[Any, ...], clock: tuple[Any, Any],
+          progress: Any) -> bytes:
+    """Replay task ``me``: its own lines, against the global clock (see the module)."""
+    from .scan import NO_TIME, from_us, to_us
+
+    file, number, offset, length, position, before, at = mine
+    changes, values = clock  # numpy arrays: no list of a million ints in each task
+    reader = _Lines(names, file, offset, length)
+    replayer = Replayer(domain, spill_ids=spill_ids)
+    try:
+        runtime = replayer.runtime
+        fenced: set[str] = set()
+        runtime.fence = fenced.add  # a miss is checked by the caller: another group's?
+        replayer.lazy(reader)
+        ledger, rejected, entities = replayer.ledger, replayer.rejected, runtime.entities
+        sink = runtime.effect_sink
+        segments: list[_Segment] = []
+        instants: dict[int, datetime] = {}  # a change point's clock, as a datetime
+
+        def instant(step: int) -> datetime:
+            moment = instants.get(step)
+            if moment is None:
+                if len(instants) > 64:
+                    instants.clear()
+                moment = instants[step] = from_us(int(values[step]))
+            return moment
+
+        def catch_up(limit: int, due: datetime | None, moment: int) -> int:
+            """Fire the timers due by the clock ``limit``, each at the line where one
+            process fires it, tagged with its heap key; the next due time (µs) after.
+            ``due`` is the next timer's due time (``moment`` in µs)."""
+            while True:
+                if due is None:
+                    return _NEVER
+                if moment > limit:
+                    return moment
+                step = int(values.searchsorted(moment))  # the first line whose clock reaches it
+                runtime.clock = instant(step - 1) if step else None
+                runtime.effect_sink = None  # booked below, outcome by outcome
+                try:
+                    fired = runtime.advance_to(instant(step))
+                finally:
+                    runtime.effect_sink = sink
+                where = int(changes[step])
+                for outcome in fired:
+                    count = len(ledger)
+                    book(outcome, ledger.append)
+                    segments.append((where, _BEFORE, moment if outcome.due is due else to_us(outcome.due),  # type: ignore[arg-type]
+                                     outcome.steps[0].subject, outcome.timer, len(ledger) - count))  # type: ignore[arg-type]
+                due = runtime.next_due()
+                if due is not None:
+                    moment = to_us(due)
+
+        where_rejected: list[tuple[int, int]] = []
+        created: list[int] = []
+        feed, next_due_of, fds, pread = replayer.feed_at, runtime.next_due, reader.fds, os.pread
+        many = len(names) > 1
+        clock_set: int | None = None  # what the runtime's clock is known to hold (µs)
+        next_due, seen_due = _NEVER, None  # the next timer's due time (µs), and as a datetime
+        block, block_fd, block_start, fd, current = b"", -1, 0, -1, -1
+        rows = _rows(file, number, offset, length, position, before, at)
+        for k, f, line_number, where, size, place, clock_before, clock_at in rows:
+            if k & 4095 == 0:
+                progress[2 * me], progress[2 * me + 1] = k, len(rejected)
+            if next_due <= clock_at:
+                next_due = catch_up(clock_at, seen_due, next_due)
+                clock_set = seen_due = None
+            if clock_at == clock_before and clock_before != clock_set:
+                # The clock stays here (an event older than the clock, a duplicate, a
+                # malformed line): the runtime must hold the clock one process holds,
+                # to refuse what is out of order. A line that moves the clock moves the
+                # runtime's to its own time, from any earlier one: nothing to set.
+                clock_set = clock_before
+                runtime.clock = None if clock_before == NO_TIME else from_us(clock_before)
+            if f != current:
+                current, fd = f, fds[f]
+                if many:
+                    replayer.file = names[f]
+            if sort:  # the lines come in time order: each read where it is
+                raw = pread(fd, size, where).strip()
+            else:  # in file order: a block of the file read at once, sliced
+                at_ = where - block_start
+                if fd != block_fd or at_ < 0 or at_ + size > len(block):
+                    block = pread(fd, max(_Lines.BLOCK, size), where)
+                    block_fd, block_start, at_ = fd, where, 0
+                raw = block[at_:at_ + size].strip()
+            ledgered, refused, known = len(ledger), len(rejected), len(entities)
+            feed(line_number, raw, k)
+            if len(ledger) != ledgered:
+                segments.append((place, _EVENT, 0, "", "", len(ledger) - ledgered))
+            if len(rejected) != refused:
+                try:
+                    to_event(loads(raw), fingerprint=False)
+                except EventRejected:
+                    raise _Fallback(f"line {line_number} of {names[f]} reads as an event "
+                                    "partially and as malformed in full") from None
+                where_rejected.append((place, f))
+            if len(entities) != known:
+                created.append(place)
+            if clock_at != clock_before:
+                clock_set = clock_at  # the runtime's clock is now this line's time
+            due = next_due_of()
+            if due is not seen_due:  # (the same timer on top: no conversion)
+                seen_due = due
+                next_due = _NEVER if due is None else to_us(due)
+        replayer.release_ids()
+        last = int(values[-1]) if len(values) else NO_TIME
+        if seen_due is not None:
+            catch_up(last, seen_due, next_due)
+        runtime.clock = None if last == NO_TIME else from_us(last)
+        if as_of is not None:
+            runtime.effect_sink = None
+            for outcome in runtime.advance_to(as_of):
+                count = len(ledger)
+                book(outcome, ledger.append)
+                segments.append((total, _BEFORE, to_us(outcome.due), outcome.steps[0].subject,  # type: ignore[arg-type]
+                                 outcome.timer, len(ledger) - count))  # type: ignore[arg-type]
+            runtime.effect_sink = sink
+        progress[2 * me], progress[2 * me + 1] = len(position), len(rejected)
+        states = [(c, s, e.state) for c, (s, e) in zip(created, entities.items(), strict=True)]
+        shard = _Shard(ledger, segments,
+                       [(w, f, r.line, r.id, r.error)
+                        for (w, f), r in zip(where_rejected, rejected, strict=True)],
+                       states, replayer.applied, replayer.duplicates, runtime.clock,
+                       sorted(fenced), campaigns_of(runtime))
+        return msgspec.msgpack.encode(shard)
+    finally:
+        replayer.close()
+        reader.close()
 
 
 def replay_parallel(path: str | Path | Sequence[str | Path], workers: int, *,
@@ -272,7 +292,7 @@ def replay_parallel(path: str | Path | Sequence[str | Path], workers: int, *,
         return _one_process(paths, options)  # (OSError there if unreadable)
     from .cluster import local_client
 
-    return replay_distributed(paths, local_client(workers), groups=workers, **options)
+    return replay_distributed(paths, local_client(workers), **options)
 
 
 def _one_process(paths: list[str], options: dict[str, Any]) -> Report:
@@ -281,21 +301,16 @@ def _one_process(paths: list[str], options: dict[str, Any]) -> Report:
     return replay_files(paths, **options)
 
 
-def _finish(answers: list[bytes], paths: list[str], one_process: Callable[[], Report]) -> Report:
-    """The report from every worker's answer: merged, or replayed in one process when one
-    of them fell back, or a ``RuntimeError`` with a failed worker's traceback."""
-    for answer in answers:
-        if answer[:1] == _FALLBACK:  # the others were stopped
-            if structlog.is_configured():
-                _log.warning("replay.one_process", reason=answer[1:].decode(errors="replace"))
-            return one_process()
-    for answer in answers:
-        if answer[:1] != _DONE:
-            raise RuntimeError(f"a replay worker failed:\n{answer[1:].decode(errors='replace')}")
-    shards = []
-    while answers:  # each message is let go once decoded: the merge's peak holds none
-        shards.append(_decode(memoryview(answers.pop(0))[1:]))
-    return _merge(shards, paths)
+def _fall_back(reason: str, one_process: Callable[[], Report]) -> Report:
+    if structlog.is_configured():
+        _log.warning("replay.one_process", reason=reason)
+    return one_process()
+
+
+def _range_bytes(paths: Sequence[str], workers: int) -> int:
+    """A few ranges per worker, each 1 to 32 MB: balanced tasks, bounded memory."""
+    total = sum(os.path.getsize(p) for p in paths)
+    return max(1 << 20, min(32 << 20, total // (3 * workers) + 1))
 
 
 def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int | None = None,
@@ -303,15 +318,19 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
                        domain: Domain | None = None, spill_ids: bool = False,
                        progress: Callable[[Any], None] | None = None) -> Report:
     """:func:`replay_parallel` on a Dask cluster (``client``: a ``distributed.Client``):
-    one task per group of families (``groups``, default: one per worker thread of the
-    cluster), each an ordinary task that reads the files itself (they must be readable
-    at the same paths on every worker: a shared file system) and returns its shard; the
-    shards are merged here. Nothing is shuffled: no event travels between workers.
+    a scan task per byte range, then a replay task per group of families (``groups``,
+    default: one per worker thread of the cluster, or as many more on every worker as
+    keep a task to :data:`GROUP_LINES` lines), each reading only its own lines
+    (the files must be readable at the same paths on every worker: a shared file
+    system); the results are merged here. Nothing is shuffled: no event travels
+    between workers.
 
     The same report as one process, or, for a log whose families meet, a fall back to
     one process (here), logged with the reason, as :func:`replay_parallel` does.
+    ``progress`` is called with ``phase`` ``"scanning"`` then ``"replaying"``, ``lines``
+    done and ``rejected``, about four times a second.
     """
-    from distributed import wait
+    from .scan import combine, links_of, plan_ranges
 
     names = [os.fspath(p) for p in paths]
     options: dict[str, Any] = {"as_of": as_of, "sort": sort, "domain": domain, "spill_ids": spill_ids,
@@ -325,14 +344,122 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
     for name in names:
         with open(name, "rb"):
             pass  # unreadable: OSError here, in the caller, as replay_path would raise it
-    if groups is None:
-        groups = sum(client.nthreads().values()) or 1
+    threads = sum(client.nthreads().values()) or 1
+    if domain is None:
+        from ..lifecycles import DOMAIN
+
+        domain = DOMAIN
+    try:
+        links = links_of(domain)
+    except Fallback as exc:
+        return _fall_back(str(exc), one_process)
+    timings = _TIMINGS
+    tick = time.perf_counter()
+    ranges = plan_ranges(names, _range_bytes(names, threads))
+    futures = [client.submit(_scan_task, names[f], start, end, links, pure=False)
+               for f, start, end in ranges]
+    parts = _gather(client, futures, progress, "scanning")
+    timings["scan"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    if groups is None:  # one per worker thread, more for a long log: bounded memory per task
+        lines = sum(len(part.number) // 4 for part in parts)
+        groups = threads * max(1, -(-lines // (GROUP_LINES * threads)))  # as many on every worker
+    try:
+        plan = combine([(f, part) for (f, _, _), part in zip(ranges, parts, strict=True)], groups,
+                       sort, _reader(names))
+    except Fallback as exc:
+        return _fall_back(str(exc), one_process)
+    del parts
+    timings["combine"], timings["groups"] = time.perf_counter() - tick, groups
+    tick = time.perf_counter()
+    import numpy as np
+
+    places = [address for address, count in sorted(client.nthreads().items()) for _ in range(count)]
+    [clock] = client.scatter([(plan.changes, plan.clock_at[plan.changes])], broadcast=True)
     work = _work  # looked up now: a stand-in (a test's) travels by value
     token = os.urandom(8).hex()  # names this replay's progress in the workers
-    futures = [client.submit(_task, work, token, names, me, groups, domain, sort, as_of, spill_ids,
-                             pure=False) for me in range(groups)]
-    answers: dict[int, bytes] = {}
+    futures = []
+    for me in range(groups):
+        own = np.nonzero(plan.group == me)[0]
+        mine = (plan.file[own], plan.number[own], plan.offset[own], plan.length[own], own,
+                plan.clock_before[own], plan.clock_at[own])
+        [shipped] = client.scatter([mine], workers=[places[me % len(places)]])  # balanced
+        futures.append(client.submit(_task, work, token, names, me, domain, as_of, spill_ids, sort,
+                                     plan.lines, shipped, clock, pure=False))
+    answers = _wait(client, futures, progress, token)
+    timings["replay"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    try:
+        return _finish(answers, names, one_process, plan, groups)
+    finally:
+        timings["merge"] = time.perf_counter() - tick
+
+
+#: The most lines a replay task gets by default: a task's memory grows with its
+#: families' entities and ids (about 1 KB a line), and a worker's must stay far below
+#: what a cluster's workers are given (the issue asks under 300 MB).
+GROUP_LINES = 100_000
+
+#: Where the last replay's time went, in seconds (scan, combine, replay, merge): read by
+#: ``benchmarks/scale.py``.
+_TIMINGS: dict[str, float] = {}
+
+
+def _scan_task(path: str, start: int, end: int, links: Any) -> Any:
+    from .scan import scan_range
+
+    started = time.thread_time()
+    try:
+        return scan_range(path, start, end, links)
+    finally:
+        _CPU["scan"] = _CPU.get("scan", 0.0) + time.thread_time() - started
+
+
+#: In a worker process: the CPU time its scan and replay tasks took, in seconds (for
+#: ``benchmarks/scale.py``, which reads it with ``Client.run``: wall times on a loaded
+#: machine tell the load, CPU times the work).
+_CPU: dict[str, float] = {}
+
+
+def _reader(names: Sequence[str]) -> Callable[[int, int, int], bytes]:
+    def read_line(file: int, offset: int, length: int) -> bytes:
+        with open(names[file], "rb") as stream:
+            stream.seek(offset)
+            return stream.read(length).strip()
+
+    return read_line
+
+
+def _gather(client: Any, futures: list[Any], progress: Callable[[Any], None] | None,
+            phase: str) -> list[Any]:
+    """The scan's results, in order; progress as ranges complete (lines scanned)."""
+    from distributed import wait
+
+    if progress is None:
+        return list(client.gather(futures))
+    waiting = set(range(len(futures)))
+    lines = rejected = 0
+    while waiting:
+        with contextlib.suppress(TimeoutError):
+            wait([futures[i] for i in waiting], timeout=0.25, return_when="FIRST_COMPLETED")
+        for i in [i for i in waiting if futures[i].done()]:
+            waiting.discard(i)
+            part = futures[i].result()
+            lines += len(part.number) // 4
+            rejected += len(part.rejected)
+        progress(_Snapshot(phase, lines, rejected))
+    return list(client.gather(futures))
+
+
+def _wait(client: Any, futures: list[Any], progress: Callable[[Any], None] | None,
+          token: str) -> list[Any]:
+    """Every replay task's answer, a shard decoded as soon as it comes, or the bytes of a
+    fall back or a failure (a fall back stops the others: their work is moot)."""
+    from distributed import wait
+
+    answers: dict[int, Any] = {}
     waiting = dict(enumerate(futures))
+    seen: dict[int, tuple[int, int]] = {}
     try:
         while waiting:
             with contextlib.suppress(TimeoutError):  # (no answer yet: progress, then wait on)
@@ -342,23 +469,50 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
                     continue
                 del waiting[me]
                 try:
-                    answers[me] = future.result()
+                    answer = future.result()
                 except Exception as exc:  # a lost worker (KilledWorker): reported as a failure
-                    answers[me] = _FAILED + f"{type(exc).__name__}: {exc}".encode()
-                if answers[me][:1] == _FALLBACK:  # the others' work is moot
+                    answer = _FAILED + f"{type(exc).__name__}: {exc}".encode()
+                if answer[:1] == _DONE:  # decoded now, while the other tasks run
+                    answers[me] = _decode(memoryview(answer)[1:])
+                    continue
+                answers[me] = answer
+                if answer[:1] == _FALLBACK:
                     waiting.clear()
                     break
             if progress is not None and waiting:
-                progress(_progress(client, token, waiting))
+                progress(_progress(client, token, seen))
     finally:
         client.cancel(futures)
-    listed = [answers.get(me, _FAILED + b"stopped: another worker fell back") for me in range(groups)]
-    return _finish(listed, names, one_process)
+    return [answers.get(me, _FAILED + b"stopped: another task fell back") for me in range(len(futures))]
+
+
+def _finish(answers: list[Any], paths: list[str], one_process: Callable[[], Report],
+            plan: Any, groups: int) -> Report:
+    """The report from every task's answer (a shard, or bytes): merged, or replayed in one
+    process when one of them fell back, or a ``RuntimeError`` with a failed task's
+    traceback."""
+    told = [a for a in answers if isinstance(a, bytes)]
+    for answer in told:
+        if answer[:1] == _FALLBACK:  # the others were stopped
+            return _fall_back(answer[1:].decode(errors="replace"), one_process)
+    for answer in told:
+        if answer[:1] != _DONE:
+            raise RuntimeError(f"a replay worker failed:\n{answer[1:].decode(errors='replace')}")
+    shards = []
+    while answers:  # each message is let go once decoded: the merge's peak holds none
+        answer = answers.pop(0)
+        shards.append(_decode(memoryview(answer)[1:]) if isinstance(answer, bytes) else answer)
+    for me, shard in enumerate(shards):
+        for subject in shard.fenced:
+            if plan.group_of(subject, groups) != me:
+                return _fall_back(f"a step looked up {subject}, of another family", one_process)
+    return _merge(shards, paths, plan)
 
 
 def _task(work: Callable[..., bytes], token: str, *args: Any) -> bytes:
     """A Dask task: the shard of one group of families, or why not, as bytes (a fall
     back or a bug is an answer, not an exception: Dask would retry or log it)."""
+    started = time.thread_time()
     try:
         return _DONE + work(*args, _Counters(token))
     except _Fallback as exc:
@@ -368,6 +522,7 @@ def _task(work: Callable[..., bytes], token: str, *args: Any) -> bytes:
 
         return _FAILED + traceback.format_exc().encode()
     finally:
+        _CPU["replay"] = _CPU.get("replay", 0.0) + time.thread_time() - started
         for key in [k for k in _PROGRESS if k[0] == token]:
             del _PROGRESS[key]
 
@@ -397,15 +552,16 @@ def _progress_of(token: str) -> list[tuple[int, int, int]]:
             if t == token]
 
 
-def _progress(client: Any, token: str, waiting: dict[int, Any]) -> _Snapshot:
-    """Lines done by the slowest running group, rejected so far by the running ones."""
+def _progress(client: Any, token: str, seen: dict[int, tuple[int, int]]) -> _Snapshot:
+    """Lines done by every group so far (``seen``: each group's last counts, kept)."""
     try:
-        seen = {group: (lines, rejected) for answer in client.run(_progress_of, token).values()
-                for group, lines, rejected in answer}
+        for answer in client.run(_progress_of, token).values():
+            for group, lines, rejected in answer:
+                seen[group] = (lines, rejected)
     except Exception:  # a worker gone: the replay's own wait will tell; no figures now
-        seen = {}
-    running = [seen.get(group, (0, 0)) for group in waiting]
-    return _Snapshot(min(lines for lines, _ in running), sum(rejected for _, rejected in running))
+        pass
+    return _Snapshot("replaying", sum(lines for lines, _ in seen.values()),
+                     sum(rejected for _, rejected in seen.values()))
 
 
 _DONE, _FALLBACK, _FAILED = b"d", b"f", b"x"
@@ -414,13 +570,15 @@ _DONE, _FALLBACK, _FAILED = b"d", b"f", b"x"
 class _Snapshot:
     """What a progress callback reads of a replay running on several processes."""
 
-    def __init__(self, lines: int, rejected: int) -> None:
+    def __init__(self, phase: str, lines: int, rejected: int) -> None:
+        self.phase = phase
         self.lines = lines
         self.rejected = range(rejected)  # only its length is read
 
 
-def _merge(shards: list[_Shard], paths: Sequence[str] = ("",)) -> Report:
-    """One report from the workers' shards, in the order one process makes it.
+def _merge(shards: list[_Shard], paths: Sequence[str], plan: Any) -> Report:
+    """One report from the tasks' shards and the scan's rejections, in the order one
+    process makes it.
 
     Decoding makes a string object of every string; ``share`` makes the states one
     object each again, as in a one-process report. The ledger lines are the decoded
@@ -431,15 +589,26 @@ def _merge(shards: list[_Shard], paths: Sequence[str] = ("",)) -> Report:
     states = sorted(s for shard in shards for s in shard.states)
     entities = {subject: share(state, state) for _, subject, state in states}
     del states
-    ledger = [line for _, lines in heapq.merge(*(shard.outcomes for shard in shards), key=_order)
-              for line in lines]
+    ledger: list[LedgerLine] = []
+    extend = ledger.extend
+    cursors = [0] * len(shards)
+    books = [shard.ledger for shard in shards]
+    for segment, me in heapq.merge(*(zip(shard.segments, repeat(me)) for me, shard in enumerate(shards))):
+        count = segment[5]
+        if count:
+            at = cursors[me]
+            extend(books[me][at:at + count])
+            cursors[me] = at + count
     many = len(paths) > 1  # a rejection names its file only then (issue 13)
+    scanned = [(position, int(plan.file[position]), int(plan.number[position]), ident, reason)
+               for position, ident, reason in plan.rejected]
     rejected = [Rejection(line, ident, reason, paths[source] if many else None)
-                for _, source, line, ident, reason in sorted(r for shard in shards for r in shard.rejected)]
+                for _, source, line, ident, reason in
+                sorted([*scanned, *(r for shard in shards for r in shard.rejected)])]
     clocks = {shard.clock for shard in shards}
     return Report(
         as_of=max((c for c in clocks if c is not None), default=None),
-        lines=shards[0].lines,
+        lines=plan.lines,
         applied=sum(shard.applied for shard in shards),
         duplicates=sum(shard.duplicates for shard in shards),
         entities=entities,
@@ -447,9 +616,3 @@ def _merge(shards: list[_Shard], paths: Sequence[str] = ("",)) -> Report:
         rejected=tuple(rejected),
         campaigns=ordered((c for shard in shards for c in shard.campaigns), entities),
     )
-
-
-def _order(item: tuple[_Key, list[LedgerLine]]) -> tuple[Any, ...]:
-    line, phase, due, subject, name = item[0]
-    return (line, phase) if due is None else (line, phase, due, subject, name)
-

@@ -18,7 +18,7 @@ from .cluster import ClusterSpec, MissingDask, parse_cluster, require
 if TYPE_CHECKING:
     from .report import Report
 
-__all__ = ["add_scale_arguments", "prepare_logs", "replay_logs", "write_outputs"]
+__all__ = ["add_scale_arguments", "note_dashboard", "prepare_logs", "replay_logs", "write_outputs"]
 
 
 def _cluster(text: str) -> ClusterSpec:
@@ -108,7 +108,18 @@ def replay_logs(args: argparse.Namespace, **options: Any) -> Report:
     from .cluster import connect
 
     with connect(args.cluster) as client:
+        if args.cluster.address is None:
+            note_dashboard(client)
         return replay_paths(args.logs, client=client, **options)
+
+
+def note_dashboard(client: Any, stream: Any = None) -> None:
+    """On a terminal, one line on stderr with the local cluster's Dask dashboard (task
+    stream, workers' memory), next to the progress bars; nothing when piped."""
+    stream = sys.stderr if stream is None else stream
+    link = getattr(client, "dashboard_link", None)
+    if link and stream.isatty():
+        print(f"Dask dashboard: {link}", file=stream, flush=True)
 
 
 def write_outputs(args: argparse.Namespace, report: Report) -> int | None:
