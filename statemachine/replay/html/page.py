@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
@@ -40,9 +40,9 @@ from ...engine.declaration import INITIAL, Domain
 from ...money import format_amount
 from ...timeutil import format_instant
 from ..report import LEDGER_KINDS, LedgerLine, Report
-from .chart import DailySums, Painter, add_line, chart_svg, money_over_time, totals_of
+from .chart import Painter, chart_svg, daily_sums, money_over_time, totals_of
 from .paths import PathBook
-from .sample import group_by_kind_and_state, stratified
+from .sample import group_by_kind_and_state, sample_groups
 from .sections import Section
 
 __all__ = ["Limits", "MissingExtra", "reason_of", "render_html", "require", "write_html"]
@@ -131,11 +131,6 @@ def _money(amount: Decimal, currency: str) -> str:
     return format_amount(amount, currency)
 
 
-def _ledger_row(line: LedgerLine) -> dict[str, str]:
-    return {"time": format_instant(line.time), "kind": line.kind,
-            "amount": _money(line.amount, line.currency), "currency": line.currency, "cause": line.cause}
-
-
 def _cause(step: PathStep) -> str:
     if step.timer is not None and step.via is not None:
         return f"timer {step.timer} of {step.via}"
@@ -154,9 +149,12 @@ def _context(report: Report, paths: PathBook | None, *, title: str, source: str 
     from .graphs import overlay_sources, overlay_svgs
 
     entities = report.entities
-    listed = stratified(entities, limits.listed)
-    listed_states = {subject: entities[subject] for subject in listed}
-    detailed = stratified(listed_states, limits.details)
+    # One grouping of every entity by kind and state: the tables count it, and the
+    # two samples (the searchable list, the entities shown in full) are cut from it.
+    groups = group_by_kind_and_state(entities)
+    listed = groups if len(entities) <= limits.listed else sample_groups(groups, limits.listed)
+    listed_count = len(entities) if listed is groups else sum(len(m) for m in listed.values())
+    detailed = _detailed(entities, listed, listed_count, limits.details)
     traces = paths.traces(detailed, entities) if paths is not None else {}
     drawings = overlay_sources([traces[s] for s in detailed if s in traces], domain)
     # Graphviz runs in a process of its own, the chart in the painter's: both draw
@@ -165,16 +163,10 @@ def _context(report: Report, paths: PathBook | None, *, title: str, source: str 
         drawn = threads.submit(overlay_svgs, drawings)
         # One pass over the ledger: the daily sums (chart and totals) and the lines of
         # the entities shown in full.
-        sums: DailySums = {}
-        ledgers: dict[str, list[dict[str, str]]] = {s: [] for s in detailed}
-        for line in report.ledger:
-            add_line(sums, line)
-            rows = ledgers.get(line.subject)
-            if rows is not None:
-                rows.append(_ledger_row(line))
+        sums, ledgers = daily_sums(report.ledger, detailed)
         series = money_over_time(sums)
         pending = _submit(painter, series)
-        context = _tallies(report, detailed, traces, ledgers, listed_states, limits)
+        context = _tallies(report, groups, detailed, traces, ledgers, listed, listed_count, limits)
         chart = _drawn(pending, series)
         context["totals"] = [(currency, {k: _money(v, currency) for k, v in per.items()})
                              for currency, per in totals_of(sums).items()]
@@ -219,12 +211,29 @@ def _drawn(pending: Future[str] | None, series: Sequence[Any]) -> str | None:
     return chart_svg(series) if series else None
 
 
-def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
-             ledgers: dict[str, list[dict[str, str]]], listed_states: dict[str, str],
-             limits: Limits) -> dict[str, Any]:
+def _detailed(entities: Mapping[str, str], listed: dict[tuple[str, str], list[str]], listed_count: int,
+              limit: int) -> list[str]:
+    """The entities shown in full: :func:`.sample.stratified` of the listed ones, in
+    the report's order."""
+    if listed_count <= limit:
+        chosen = {s: None for members in listed.values() for s in members}
+    else:
+        chosen = {s: None for members in sample_groups(listed, limit).values() for s in members}
+    if len(chosen) == len(entities):
+        return list(entities)
+    return [subject for subject in entities if subject in chosen]
+
+
+def _ledger_row(line: LedgerLine) -> dict[str, str]:
+    return {"time": format_instant(line.time), "kind": line.kind,
+            "amount": _money(line.amount, line.currency), "currency": line.currency, "cause": line.cause}
+
+
+def _tallies(report: Report, groups: dict[tuple[str, str], list[str]], detailed: Sequence[str],
+             traces: dict[str, Any], ledgers: dict[str, list[LedgerLine]],
+             listed: dict[tuple[str, str], list[str]], listed_count: int, limits: Limits) -> dict[str, Any]:
     """Everything counted, summed or listed: the page's tables and the entity list."""
     entities = report.entities
-    groups = group_by_kind_and_state(entities)
     kinds: dict[str, int] = {}
     for (kind, _), members in groups.items():
         kinds[kind] = kinds.get(kind, 0) + len(members)
@@ -245,11 +254,11 @@ def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
                        "source": "(created)" if s.source == INITIAL else s.source, "dest": s.dest,
                        "event": s.event, "time": format_instant(s.time), "cause": _cause(s)}
                       for s in (trace.steps if trace else ())],
-            "ledger": ledgers[subject],
+            "ledger": [_ledger_row(line) for line in ledgers[subject]],
         })
     listing = {
-        "groups": [[kind, state, [s.partition("/")[2] for s in members]]
-                   for (kind, state), members in group_by_kind_and_state(listed_states).items()],
+        "groups": [[kind, state, [s[len(kind) + 1:] for s in members]]
+                   for (kind, state), members in listed.items()],
         "details": {d["subject"]: d["ident"] for d in details},
     }
     return {
@@ -264,7 +273,7 @@ def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
         "reasons": sorted(reasons.items(), key=lambda item: (-item[1], item[0])),
         "rejected": [(r, reason_of(r.error)) for r in report.rejected[:limits.rejected]],
         "rejected_total": len(report.rejected),
-        "listed": len(listed_states),
+        "listed": listed_count,
         "details": details,
         "listing": _script_json(listing),
     }
