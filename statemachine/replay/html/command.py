@@ -60,8 +60,7 @@ def run_html_replay(args: argparse.Namespace) -> int:
 
 def _replay_and_write(args: argparse.Namespace, painter: Painter) -> int:
     from ..progress import terminal_progress
-    from .aside import write_aside
-    from .page import write_html
+    from .page import start_html
     from .paths import replay_traced_path
 
     try:
@@ -75,17 +74,19 @@ def _replay_and_write(args: argparse.Namespace, painter: Painter) -> int:
     if args.as_of is not None and report.as_of is not None and args.as_of < report.as_of:
         print(f"note: --as-of {format_instant(args.as_of)} is before the last event; the report "
               f"is as of {format_instant(report.as_of)} (time never goes back)", file=sys.stderr)
-    # The usual output is written beside the page (a forked child, see .aside): the
-    # page is built here meanwhile, on the other core.
-    written = write_aside(lambda: _write_report(args, report))
-    try:
-        write_html(args.html, report, traced.paths, source=str(args.log), painter=painter,
-                   domain=getattr(args, "domain", None))
-    except OSError as exc:
-        failed = written()
-        return failed if failed is not None else _error(f"cannot write {args.html}: {exc.strerror or exc}")
-    failed = written()
-    return failed if failed is not None else report.exit_status
+    # The page is started first: its passes over the report, then the chart and the
+    # diagrams handed to helpers, which draw on another core while the usual output
+    # is written here; then the page is finished.
+    with start_html(report, traced.paths, source=str(args.log), painter=painter,
+                    domain=getattr(args, "domain", None)) as draft:
+        failed = _write_report(args, report)
+        if failed is not None:
+            return failed
+        try:
+            draft.write(args.html)
+        except OSError as exc:
+            return _error(f"cannot write {args.html}: {exc.strerror or exc}")
+    return report.exit_status
 
 
 def _write_report(args: argparse.Namespace, report: Report) -> int | None:

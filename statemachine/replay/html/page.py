@@ -45,7 +45,8 @@ from .paths import PathBook
 from .sample import group_by_kind_and_state, sample_groups
 from .sections import Section
 
-__all__ = ["Limits", "MissingExtra", "reason_of", "render_html", "require", "write_html"]
+__all__ = ["Limits", "MissingExtra", "PageDraft", "reason_of", "render_html", "require", "start_html",
+           "write_html"]
 
 _EXTRA_HINT = "pip install 'collab-lifecycles[html]'"
 
@@ -141,55 +142,91 @@ def _cause(step: PathStep) -> str:
     return "event"
 
 
-def _context(report: Report, paths: PathBook | None, *, title: str, source: str | None,
-             domain: Domain, limits: Limits, sections: Sequence[Section],
-             painter: Painter | None) -> dict[str, Any]:
-    from concurrent.futures import ThreadPoolExecutor
+class PageDraft:
+    """A page being built: made by :func:`start_html`, finished by :meth:`render`.
 
-    from .graphs import overlay_sources, overlay_svgs
+    Starting does the passes over the whole report (the grouping and samples of the
+    entities, the daily sums of the ledger, the picked steps) and hands the drawing to
+    helpers: the chart to the painter's process, the diagrams to Graphviz processes
+    (from a thread here). They draw on another core while the caller does something
+    else: the command line writes the usual report meanwhile, so the drawing costs
+    nothing on its wall clock. :meth:`render` then counts the rest, takes the drawings
+    and fills the template. ``with start_html(...) as draft:`` (or :meth:`close`) ends
+    the helper thread whether the page was rendered or not.
+    """
 
-    entities = report.entities
-    # One grouping of every entity by kind and state: the tables count it, and the
-    # two samples (the searchable list, the entities shown in full) are cut from it.
-    groups = group_by_kind_and_state(entities)
-    listed = groups if len(entities) <= limits.listed else sample_groups(groups, limits.listed)
-    listed_count = len(entities) if listed is groups else sum(len(m) for m in listed.values())
-    detailed = _detailed(entities, listed, listed_count, limits.details)
-    traces = paths.traces(detailed, entities) if paths is not None else {}
-    drawings = overlay_sources([traces[s] for s in detailed if s in traces], domain)
-    # Graphviz runs in a process of its own, the chart in the painter's: both draw
-    # while this thread tallies the rest.
-    with ThreadPoolExecutor(1) as threads:
-        drawn = threads.submit(overlay_svgs, drawings)
+    def __init__(self, report: Report, paths: PathBook | None, *, title: str, source: str | None,
+                 domain: Domain, limits: Limits, sections: Sequence[Section],
+                 painter: Painter | None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .graphs import overlay_sources, overlay_svgs
+
+        self._report = report
+        self._limits = limits
+        self._fixed = {"title": title, "source": source, "traced": paths is not None, "limits": limits,
+                       "sections": list(sections)}
+        entities = report.entities
+        # One grouping of every entity by kind and state: the tables count it, and the
+        # two samples (the searchable list, the entities shown in full) are cut from it.
+        self._groups = groups = group_by_kind_and_state(entities)
+        self._listed = listed = (groups if len(entities) <= limits.listed
+                                 else sample_groups(groups, limits.listed))
+        self._listed_count = (len(entities) if listed is groups
+                              else sum(len(m) for m in listed.values()))
+        self._detailed = detailed = _detailed(entities, listed, self._listed_count, limits.details)
         # One pass over the ledger: the daily sums (chart and totals) and the lines of
-        # the entities shown in full.
-        sums, ledgers = daily_sums(report.ledger, detailed)
-        series = money_over_time(sums)
-        pending = _submit(painter, series)
-        context = _tallies(report, groups, detailed, traces, ledgers, listed, listed_count, limits)
-        chart = _drawn(pending, series)
+        # the entities shown in full. The chart goes to the painter at once.
+        self._sums, self._ledgers = daily_sums(report.ledger, detailed)
+        self._series = money_over_time(self._sums)
+        self._chart = _submit(painter, self._series)
+        self._traces = traces = paths.traces(detailed, entities) if paths is not None else {}
+        drawings = overlay_sources([traces[s] for s in detailed if s in traces], domain)
+        self._threads = ThreadPoolExecutor(1)
+        self._diagrams = self._threads.submit(overlay_svgs, drawings)
+
+    def render(self) -> str:
+        """The page (waits for the chart and the diagrams)."""
+        report = self._report
+        context = _tallies(report, self._groups, self._detailed, self._traces, self._ledgers, self._listed,
+                           self._listed_count, self._limits)
         context["totals"] = [(currency, {k: _money(v, currency) for k, v in per.items()})
-                             for currency, per in totals_of(sums).items()]
+                             for currency, per in totals_of(self._sums).items()]
+        chart = _drawn(self._chart, self._series)
         try:
-            diagrams, no_diagrams = drawn.result(), None
+            diagrams, no_diagrams = self._diagrams.result(), None
         except GraphvizMissing as exc:  # the page is still worth having: steps, ledger, states
             diagrams, no_diagrams = {}, str(exc)
-    for detail in context["details"]:
-        detail["svg"] = diagrams.get(detail["subject"])
-    context.update({
-        "title": title,
-        "source": source,
-        "version": _version(),
-        "series": series,
-        "chart": chart,
-        "traced": paths is not None,
-        "no_diagrams": no_diagrams,
-        "limits": limits,
-        "sections": list(sections),
-        "style": _asset("report.css"),
-        "script": _asset("report.js"),
-    })
-    return context
+        for detail in context["details"]:
+            detail["svg"] = diagrams.get(detail["subject"])
+        context.update(self._fixed)
+        context.update({
+            "version": _version(),
+            "series": self._series,
+            "chart": chart,
+            "no_diagrams": no_diagrams,
+            "style": _asset("report.css"),
+            "script": _asset("report.js"),
+        })
+        html: str = _environment().get_template("report.html.j2").render(context)
+        return html
+
+    def write(self, path: str | Path) -> int:
+        """Write :meth:`render` to ``path`` (UTF-8); returns the bytes written.
+        ``OSError`` when it cannot be written."""
+        data = self.render().encode("utf-8")
+        Path(path).write_bytes(data)
+        return len(data)
+
+    def close(self) -> None:
+        """End the helper thread (after the diagrams it is drawing)."""
+        self._threads.shutdown(wait=True)
+
+    def __enter__(self) -> PageDraft:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _submit(painter: Painter | None, series: Sequence[Any]) -> Future[str] | None:
@@ -293,15 +330,24 @@ def render_html(report: Report, paths: PathBook | None = None, *, title: str = "
     :class:`MissingExtra` without the ``html`` extra's packages; without Graphviz's
     ``dot`` the page has no diagrams and says why.
     """
+    with start_html(report, paths, title=title, source=source, domain=domain, limits=limits,
+                    sections=sections, painter=painter) as draft:
+        return draft.render()
+
+
+def start_html(report: Report, paths: PathBook | None = None, *, title: str = "Replay report",
+               source: str | None = None, domain: Domain | None = None, limits: Limits | None = None,
+               sections: Sequence[Section] = (), painter: Painter | None = None) -> PageDraft:
+    """:func:`render_html` in two halves: the passes over the report now, the drawing
+    handed to helpers; :meth:`PageDraft.render` when the page is wanted (see
+    :class:`PageDraft`). Same arguments, same page."""
     require()
     if domain is None:
         from ...lifecycles import DOMAIN
 
         domain = DOMAIN
-    context = _context(report, paths, title=title, source=source, domain=domain,
-                       limits=limits or Limits(), sections=sections, painter=painter)
-    html: str = _environment().get_template("report.html.j2").render(context)
-    return html
+    return PageDraft(report, paths, title=title, source=source, domain=domain, limits=limits or Limits(),
+                     sections=sections, painter=painter)
 
 
 def write_html(path: str | Path, report: Report, paths: PathBook | None = None, **options: Any) -> int:
