@@ -301,6 +301,18 @@ def test_without_graphviz_the_page_says_so_and_keeps_the_rest(traced, tmp_path: 
     assert html.count('<table class="steps">') == len(EXPECTED["entities"])
 
 
+def test_without_graphviz_the_painter_says_so_too(traced, tmp_path: Path, monkeypatch) -> None:
+    # The diagrams are drawn in the painter's process when there is one: the same page,
+    # the same one-line reason (and the same page as drawn here).
+    from statemachine.replay.html.chart import Painter
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with Painter() as painter:  # spawned with this PATH
+        html = render_html(traced.report, traced.paths, painter=painter)
+    assert html == render_html(traced.report, traced.paths)
+    assert html.count("Graphviz &#39;dot&#39; was not found on PATH") == 1
+
+
 def test_without_paths_the_page_lists_states_only(traced) -> None:
     html = render_html(traced.report)
     assert "written without the entities' paths" in html

@@ -28,6 +28,8 @@ import attrs
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from .graphs import Drawing
+
 from ...money import format_amount
 from ..report import LEDGER_KINDS, LedgerLine
 
@@ -257,17 +259,24 @@ def chart_svg(series: Sequence[MoneySeries], *, width: int = 640, height: int = 
 
 
 def _warm_up() -> None:
-    """Import altair and boot vl-convert's JavaScript engine (its first drawing costs
-    about a second; the next ones a tenth)."""
+    """Import altair, boot vl-convert's JavaScript engine (its first drawing costs
+    about a second; the next ones a tenth) and set Graphviz up for the diagrams."""
     import vl_convert
 
     vl_convert.vegalite_to_svg({"data": {"values": [{"a": 0}]}, "mark": "point",
                                 "encoding": {"x": {"field": "a", "type": "quantitative"}}})
     chart_spec([MoneySeries("XXX", "day", (date(2026, 1, 1),), ("refund",), {})])
+    import shutil
+
+    from .graphs import lean_environment
+
+    binary = shutil.which("dot")
+    if binary is not None:  # its probe of Graphviz, made now rather than when the diagrams come
+        lean_environment(binary)
 
 
 class Painter:
-    """Draws the chart in a process of its own, started before the replay.
+    """Draws the chart (and the diagrams) in a process of its own, started before the replay.
 
     Rendering holds the interpreter's lock, and its first call (importing altair,
     booting Vega's JavaScript engine) takes about a second: started early, that start-up
@@ -290,6 +299,14 @@ class Painter:
     def submit(self, series: Sequence[MoneySeries]) -> Future[str]:
         """:func:`chart_svg` of ``series``, being drawn in the helper process."""
         return self._pool.submit(chart_svg, list(series))
+
+    def submit_diagrams(self, drawings: Sequence[Drawing]) -> Future[tuple[dict[str, str], str | None]]:
+        """:func:`.graphs.draw_overlays` of ``drawings``, in the helper process: its
+        threads wait on Graphviz there, not here, where they would take turns with
+        this process' own work for the interpreter's lock."""
+        from .graphs import draw_overlays
+
+        return self._pool.submit(draw_overlays, list(drawings))
 
     def svg(self, series: Sequence[MoneySeries]) -> str:
         """:func:`chart_svg` of ``series``, drawn in the helper process."""

@@ -29,12 +29,11 @@ from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
 
-from ...diagrams.dot import GraphvizMissing
 from ...diagrams.trace import PathStep
 from ...engine.declaration import INITIAL, Domain
 from ...money import format_amount
@@ -44,6 +43,9 @@ from .chart import Painter, chart_svg, daily_sums, money_over_time, totals_of
 from .paths import PathBook
 from .sample import group_by_kind_and_state, sample_groups
 from .sections import Section
+
+if TYPE_CHECKING:
+    from .graphs import Drawing
 
 __all__ = ["Limits", "MissingExtra", "PageDraft", "reason_of", "render_html", "require", "start_html",
            "write_html"]
@@ -160,7 +162,7 @@ class PageDraft:
                  painter: Painter | None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .graphs import overlay_sources, overlay_svgs
+        from .graphs import draw_overlays, overlay_sources
 
         self._report = report
         self._limits = limits
@@ -181,9 +183,13 @@ class PageDraft:
         self._series = money_over_time(self._sums)
         self._chart = _submit(painter, self._series)
         self._traces = traces = paths.traces(detailed, entities) if paths is not None else {}
-        drawings = overlay_sources([traces[s] for s in detailed if s in traces], domain)
-        self._threads = ThreadPoolExecutor(1)
-        self._diagrams = self._threads.submit(overlay_svgs, drawings)
+        self._drawings = drawings = overlay_sources([traces[s] for s in detailed if s in traces], domain)
+        self._threads: ThreadPoolExecutor | None = None
+        pending = _submit_diagrams(painter, drawings)
+        if pending is None:  # no painter (or a broken one): Graphviz from a thread here
+            self._threads = ThreadPoolExecutor(1)
+            pending = self._threads.submit(draw_overlays, drawings)
+        self._diagrams = pending
 
     def render(self) -> str:
         """The page (waits for the chart and the diagrams)."""
@@ -193,10 +199,7 @@ class PageDraft:
         context["totals"] = [(currency, {k: _money(v, currency) for k, v in per.items()})
                              for currency, per in totals_of(self._sums).items()]
         chart = _drawn(self._chart, self._series)
-        try:
-            diagrams, no_diagrams = self._diagrams.result(), None
-        except GraphvizMissing as exc:  # the page is still worth having: steps, ledger, states
-            diagrams, no_diagrams = {}, str(exc)
+        diagrams, no_diagrams = _drawn_diagrams(self._diagrams, self._drawings)
         for detail in context["details"]:
             detail["svg"] = diagrams.get(detail["subject"])
         context.update(self._fixed)
@@ -219,8 +222,9 @@ class PageDraft:
         return len(data)
 
     def close(self) -> None:
-        """End the helper thread (after the diagrams it is drawing)."""
-        self._threads.shutdown(wait=True)
+        """End the helper thread, if any (after the diagrams it is drawing)."""
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
 
     def __enter__(self) -> PageDraft:
         return self
@@ -246,6 +250,28 @@ def _drawn(pending: Future[str] | None, series: Sequence[Any]) -> str | None:
         except (BrokenProcessPool, OSError):
             pass  # the helper died (killed, out of memory): draw it here after all
     return chart_svg(series) if series else None
+
+
+def _submit_diagrams(painter: Painter | None,
+                     drawings: Sequence[Drawing]) -> Future[tuple[dict[str, str], str | None]] | None:
+    if painter is None or not drawings:
+        return None
+    try:
+        return painter.submit_diagrams(drawings)
+    except (BrokenProcessPool, RuntimeError):  # died before, or shut down: draw them here
+        return None
+
+
+def _drawn_diagrams(pending: Future[tuple[dict[str, str], str | None]],
+                    drawings: Sequence[Drawing]) -> tuple[dict[str, str], str | None]:
+    """``subject -> SVG``, and why there are none when Graphviz is missing (the page is
+    still worth having: steps, ledger, states). Drawn here if the painter broke."""
+    try:
+        return pending.result()
+    except (BrokenProcessPool, OSError):
+        from .graphs import draw_overlays
+
+        return draw_overlays(drawings)
 
 
 def _detailed(entities: Mapping[str, str], listed: dict[tuple[str, str], list[str]], listed_count: int,
