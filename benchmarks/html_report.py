@@ -39,9 +39,11 @@ def log_for(orders: int, seed: int) -> Path:
     return path
 
 
-def timed(cmd: list[str], stdout: Path) -> tuple[float, int]:
-    """Run ``cmd`` (stdout to a file): wall seconds and peak RSS in KiB (its largest
-    process: the command or a helper it waited for)."""
+def timed(cmd: list[str], stdout: Path) -> tuple[float, int, float]:
+    """Run ``cmd`` (stdout to a file): wall seconds, peak RSS in KiB (its largest
+    process: the command or a helper it waited for) and CPU seconds (user and system,
+    of the command and the helpers it waited for: the chart's painter, Graphviz). On a
+    shared machine the CPU seconds vary less than the wall time."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(stdout, "wb") as out:
         started = time.perf_counter()
@@ -53,7 +55,7 @@ def timed(cmd: list[str], stdout: Path) -> tuple[float, int]:
     err = child.stderr.read().decode() if child.stderr else ""
     if code not in (0, 1):
         raise SystemExit(f"FAIL: {' '.join(cmd)} exited {code}\n{err[-3000:]}")
-    return wall, usage.ru_maxrss
+    return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,29 +68,34 @@ def main(argv: list[str] | None = None) -> int:
     events = sum(1 for line in log.open("rb") if line.strip())
     html = OUT / f"report-o{args.orders}-s{args.seed}.html"
     replay = [sys.executable, "-m", "statemachine", "replay", str(log), "--format", "json"]
-    plain: list[tuple[float, int]] = []
-    with_html: list[tuple[float, int]] = []
+    plain: list[tuple[float, int, float]] = []
+    with_html: list[tuple[float, int, float]] = []
     for round_ in range(args.repeat):
         # Alternate which goes first: a machine slowing down mid-run hits both alike.
         order = [("plain", replay), ("html", [*replay, "--html", str(html)])]
         for name, cmd in order if round_ % 2 == 0 else order[::-1]:
             result = timed(cmd, OUT / f"html-bench-{name}.json")
             (plain if name == "plain" else with_html).append(result)
-            print(f"  run {round_ + 1} {name:5}: {result[0]:6.2f} s, {result[1] / 1024:5.0f} MB",
-                  file=sys.stderr)
+            print(f"  run {round_ + 1} {name:5}: {result[0]:6.2f} s, {result[1] / 1024:5.0f} MB, "
+                  f"{result[2]:6.2f} s CPU, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
     same = (OUT / "html-bench-plain.json").read_bytes() == (OUT / "html-bench-html.json").read_bytes()
-    base = statistics.median(w for w, _ in plain)
-    more = statistics.median(w for w, _ in with_html)
+    base = statistics.median(w for w, _, _ in plain)
+    more = statistics.median(w for w, _, _ in with_html)
     overhead = more / base - 1
+    base_cpu = statistics.median(c for _, _, c in plain)
+    more_cpu = statistics.median(c for _, _, c in with_html)
     size = html.stat().st_size
     print(f"--html on {log.name}: {events:,} events, medians of {args.repeat}")
-    print("| | wall s | peak RSS |")
-    print("|---|---:|---:|")
+    print("| | wall s | CPU s | peak RSS |")
+    print("|---|---:|---:|---:|")
     mb = 1024 * 1024
-    print(f"| `replay --format json` | {base:.2f} | {max(r for _, r in plain) / 1024:.0f} MB |")
-    print(f"| `replay --format json --html FILE` | {more:.2f} | "
-          f"{max(r for _, r in with_html) / 1024:.0f} MB |")
-    print(f"overhead: {overhead:+.1%} of the replay's time; file: {size:,} bytes ({size / mb:.1f} MB)")
+    print(f"| `replay --format json` | {base:.2f} | {base_cpu:.2f} | "
+          f"{max(r for _, r, _ in plain) / 1024:.0f} MB |")
+    print(f"| `replay --format json --html FILE` | {more:.2f} | {more_cpu:.2f} | "
+          f"{max(r for _, r, _ in with_html) / 1024:.0f} MB |")
+    print(f"overhead: {overhead:+.1%} of the replay's time ({more_cpu / base_cpu - 1:+.1%} in CPU seconds, "
+          f"helpers included); file: {size:,} bytes ({size / mb:.1f} MB); load average "
+          f"{os.getloadavg()[0]:.2f}")
     checks = [
         (same, "the JSON report is the same bytes with --html"),
         (overhead <= MAX_OVERHEAD, f"--html adds at most {MAX_OVERHEAD:.0%} to the replay's time "

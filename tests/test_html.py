@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -38,9 +38,9 @@ from statemachine.replay.html import (
     section_from,
     write_html,
 )
-from statemachine.replay.html.chart import add_line, money_over_time, period_unit, totals_of
+from statemachine.replay.html.chart import add_line, daily_sums, money_over_time, period_unit, totals_of
 from statemachine.replay.html.graphs import render_svgs
-from statemachine.replay.html.sample import quotas, stratified
+from statemachine.replay.html.sample import group_by_kind_and_state, quotas, sample_groups, stratified
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "collaborations.jsonl"
@@ -118,6 +118,26 @@ def test_stratified_sample_keeps_order_and_every_kind_and_state(entities: dict[s
         assert {(s.partition("/")[0], entities[s]) for s in chosen} == groups
 
 
+@given(st.dictionaries(st.from_regex(r"(order|project|p)/[A-Z]-[0-9]{1,3}", fullmatch=True),
+                       st.sampled_from(["agreed", "approved", "cancelled"]), max_size=60),
+       st.integers(0, 70))
+def test_the_grouping_and_its_samples_are_the_plain_ones(entities: dict[str, str], limit: int) -> None:
+    # The plain definitions the page's faster ones must equal: groups in the order their
+    # first member was created (a state shared by kinds too), and a sample of the groups
+    # that is the grouping of the stratified sample, so the page cuts both from one pass.
+    plain: dict[tuple[str, str], list[str]] = {}
+    for subject, state in entities.items():
+        plain.setdefault((subject.partition("/")[0], state), []).append(subject)
+    groups = group_by_kind_and_state(entities)
+    assert list(groups.items()) == list(plain.items())
+    chosen = stratified(entities, limit)
+    assert stratified(entities, limit, groups) == chosen
+    if len(entities) > limit:
+        sampled = sample_groups(groups, limit)
+        regrouped = group_by_kind_and_state({s: entities[s] for s in chosen})
+        assert list(sampled.items()) == list(regrouped.items())
+
+
 # -- rejections -------------------------------------------------------------------------------
 @pytest.mark.parametrize(("error", "reason"), [
     ("order/O-201: cannot approve in state agreed", "cannot approve in state agreed"),
@@ -178,6 +198,24 @@ def test_the_chart_and_the_totals_add_up_to_the_report(lines: list[LedgerLine]) 
         for (_, kind), amount in series.amounts.items():
             charted[series.currency, kind] = charted.get((series.currency, kind), Decimal(0)) + amount
     assert charted == {(c, k): v for c, per in report.totals().items() for k, v in per.items()}
+
+
+@settings(max_examples=60)
+@given(st.lists(ledger_lines, max_size=40), st.booleans(),
+       st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9))]))
+def test_daily_sums_in_one_pass_equal_the_line_by_line_sums(lines: list[LedgerLine], ordered: bool,
+                                                            zone: timezone) -> None:
+    # In time order as a replay books them, or in any order; at any UTC offset (the
+    # day is always the UTC day).
+    lines = sorted(lines, key=lambda line: line.time) if ordered else lines
+    lines = [msgspec.structs.replace(line, time=line.time.astimezone(zone),
+                                     subject=f"order/O-{i % 3}") for i, line in enumerate(lines)]
+    expected: dict = {}
+    for line in lines:
+        add_line(expected, line)
+    sums, kept = daily_sums(lines, ["order/O-1", "order/O-9"])
+    assert sums == expected and list(sums) == list(expected)
+    assert kept == {"order/O-1": [line for line in lines if line.subject == "order/O-1"], "order/O-9": []}
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -261,6 +299,18 @@ def test_without_graphviz_the_page_says_so_and_keeps_the_rest(traced, tmp_path: 
     assert "<strong>No diagrams:</strong> Graphviz &#39;dot&#39; was not found on PATH" in html
     assert 'role="img" aria-label=' not in html
     assert html.count('<table class="steps">') == len(EXPECTED["entities"])
+
+
+def test_without_graphviz_the_painter_says_so_too(traced, tmp_path: Path, monkeypatch) -> None:
+    # The diagrams are drawn in the painter's process when there is one: the same page,
+    # the same one-line reason (and the same page as drawn here).
+    from statemachine.replay.html.chart import Painter
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with Painter() as painter:  # spawned with this PATH
+        html = render_html(traced.report, traced.paths, painter=painter)
+    assert html == render_html(traced.report, traced.paths)
+    assert html.count("Graphviz &#39;dot&#39; was not found on PATH") == 1
 
 
 def test_without_paths_the_page_lists_states_only(traced) -> None:
@@ -372,6 +422,29 @@ def test_cli_cannot_write_the_file_is_one_line_and_exit_2(tmp_path: Path) -> Non
     assert len(lines) == 1 and lines[0].startswith("error: cannot write ") and "dir.html" in lines[0]
     assert cli("replay", tmp_path / "missing.jsonl", "--html", tmp_path / "x.html").returncode == 2
     assert not (tmp_path / "x.html").exists()
+
+
+def test_cli_an_unwritable_report_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # The page is started before the report is written (its drawing goes on meanwhile):
+    # the failure is still one line, and no page is written after it.
+    out = tmp_path / "report.html"
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "statemachine", "replay", str(EXAMPLE), "--format",
+                               "json", "--html", str(out)], cwd=ROOT, stdout=full, stderr=subprocess.PIPE,
+                              timeout=300, check=False)
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == ["error: cannot write the report: No space left on device"]
+    assert not out.exists()
+
+
+def test_cli_writes_the_same_report_to_a_pipe_and_to_a_file(tmp_path: Path) -> None:
+    # Standard output a file, as well as the pipe of the test above.
+    with open(tmp_path / "out.json", "wb") as stdout:
+        done = subprocess.run([sys.executable, "-m", "statemachine", "replay", str(EXAMPLE), "--format",
+                               "json", "--html", str(tmp_path / "r.html")], cwd=ROOT, stdout=stdout,
+                              stderr=subprocess.PIPE, timeout=300, check=False)
+    assert done.returncode == 1 and done.stderr == b""
+    assert (tmp_path / "out.json").read_bytes() == EXPECTED_BYTES
 
 
 def test_library_write_html_returns_the_size(traced, tmp_path: Path) -> None:

@@ -247,7 +247,8 @@ def sort_lines(lines: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
 def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = False,
            domain: Domain | None = None, spill_ids: bool = False,
            progress: Callable[[Replayer], None] | None = None, interpret: bool = False,
-           policies: Policies | None = None) -> Report:
+           policies: Policies | None = None,
+           subscriber: Callable[[Outcome], None] | None = None) -> Report:
     """Replay a JSON Lines log from a binary stream and return the report.
 
     ``spill_ids``: see :class:`Replayer`; the report is the same either way.
@@ -255,9 +256,13 @@ def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = Fals
     (the same report, slower: for differential tests and debugging).
     ``policies``: the policy versions orders are priced by (``policy-versions.md``;
     default: the built-in version alone), for the project's own lifecycles.
+    ``subscriber``: called with every committed outcome (``Runtime.subscribe``; the HTML
+    report records paths so, issue 19). Without one no outcome object is built.
     """
     domain = _priced(domain, policies)
     with Replayer(domain, spill_ids=spill_ids, interpret=interpret) as replayer:
+        if subscriber is not None:
+            replayer.runtime.subscribe(subscriber)
         lines: Iterable[tuple[int, bytes, int]]
         if sort:
             ordered = sort_lines(read_lines(stream))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ...timeutil import format_instant
 
 if TYPE_CHECKING:
+    from ..report import Report
     from .chart import Painter
 
 __all__ = ["add_html_argument", "note_one_process", "run_html_replay"]
@@ -58,9 +59,8 @@ def run_html_replay(args: argparse.Namespace) -> int:
 
 
 def _replay_and_write(args: argparse.Namespace, painter: Painter) -> int:
-    from .. import render_text, to_json
     from ..progress import terminal_progress
-    from .page import write_html
+    from .page import start_html
     from .paths import replay_traced_path
 
     try:
@@ -74,9 +74,30 @@ def _replay_and_write(args: argparse.Namespace, painter: Painter) -> int:
     if args.as_of is not None and report.as_of is not None and args.as_of < report.as_of:
         print(f"note: --as-of {format_instant(args.as_of)} is before the last event; the report "
               f"is as of {format_instant(report.as_of)} (time never goes back)", file=sys.stderr)
+    # The page is started first: its passes over the report, then the chart and the
+    # diagrams handed to helpers, which draw on another core while the usual output
+    # is written here; then the page is finished.
+    with start_html(report, traced.paths, source=str(args.log), painter=painter,
+                    domain=getattr(args, "domain", None)) as draft:
+        failed = _write_report(args, report)
+        if failed is not None:
+            return failed
+        try:
+            draft.write(args.html)
+        except OSError as exc:
+            return _error(f"cannot write {args.html}: {exc.strerror or exc}")
+    return report.exit_status
+
+
+def _write_report(args: argparse.Namespace, report: Report) -> int | None:
+    """The usual output on standard output, byte for byte what ``replay`` without
+    ``--html`` writes; 2 (with one line on stderr) when it cannot be written."""
+    from .. import render_text
+    from ..report import write_json
+
     try:
         if args.format == "json":
-            sys.stdout.buffer.write(to_json(report))
+            write_json(report, sys.stdout.buffer.write)  # in pieces, as plain replay writes it
         else:
             sys.stdout.write(render_text(report))
         sys.stdout.flush()
@@ -84,9 +105,4 @@ def _replay_and_write(args: argparse.Namespace, painter: Painter) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter flushes it at exit
         return _error(f"cannot write the report: {exc.strerror or exc}")
-    try:
-        write_html(args.html, report, traced.paths, source=str(args.log), painter=painter,
-                   domain=getattr(args, "domain", None))
-    except OSError as exc:
-        return _error(f"cannot write {args.html}: {exc.strerror or exc}")
-    return report.exit_status
+    return None

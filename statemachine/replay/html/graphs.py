@@ -37,7 +37,7 @@ from ...diagrams.overlay import overlay
 from ...diagrams.trace import Trace
 from ...engine.declaration import Domain
 
-__all__ = ["Drawing", "lean_environment", "overlay_sources", "overlay_svgs", "render_svgs"]
+__all__ = ["Drawing", "draw_overlays", "lean_environment", "overlay_sources", "overlay_svgs", "render_svgs"]
 
 _PROLOGUE = re.compile(r"<\?xml[^>]*\?>\s*(?:<!DOCTYPE[^>]*>\s*)?")
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
@@ -144,3 +144,12 @@ def overlay_svgs(drawings: Sequence[Drawing]) -> dict[str, str]:
     """``subject -> inline SVG`` of each drawing (:func:`render_svgs`)."""
     svgs = render_svgs([d.source for d in drawings])
     return {d.subject: _label(svg, d.description) for d, svg in zip(drawings, svgs, strict=True)}
+
+
+def draw_overlays(drawings: Sequence[Drawing]) -> tuple[dict[str, str], str | None]:
+    """:func:`overlay_svgs`, or no SVG and the reason when Graphviz is missing: a plain
+    result, for the painter's process to hand back (see :class:`.chart.Painter`)."""
+    try:
+        return overlay_svgs(drawings), None
+    except GraphvizMissing as exc:
+        return {}, str(exc)

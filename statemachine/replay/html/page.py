@@ -22,30 +22,33 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
 
-from ...diagrams.dot import GraphvizMissing
 from ...diagrams.trace import PathStep
 from ...engine.declaration import INITIAL, Domain
 from ...money import format_amount
 from ...timeutil import format_instant
 from ..report import LEDGER_KINDS, LedgerLine, Report
-from .chart import DailySums, Painter, add_line, chart_svg, money_over_time, totals_of
+from .chart import Painter, chart_svg, daily_sums, money_over_time, totals_of
 from .paths import PathBook
-from .sample import group_by_kind_and_state, stratified
+from .sample import group_by_kind_and_state, sample_groups
 from .sections import Section
 
-__all__ = ["Limits", "MissingExtra", "reason_of", "render_html", "require", "write_html"]
+if TYPE_CHECKING:
+    from .graphs import Drawing
+
+__all__ = ["Limits", "MissingExtra", "PageDraft", "reason_of", "render_html", "require", "start_html",
+           "write_html"]
 
 _EXTRA_HINT = "pip install 'collab-lifecycles[html]'"
 
@@ -131,11 +134,6 @@ def _money(amount: Decimal, currency: str) -> str:
     return format_amount(amount, currency)
 
 
-def _ledger_row(line: LedgerLine) -> dict[str, str]:
-    return {"time": format_instant(line.time), "kind": line.kind,
-            "amount": _money(line.amount, line.currency), "currency": line.currency, "cause": line.cause}
-
-
 def _cause(step: PathStep) -> str:
     if step.timer is not None and step.via is not None:
         return f"timer {step.timer} of {step.via}"
@@ -146,58 +144,93 @@ def _cause(step: PathStep) -> str:
     return "event"
 
 
-def _context(report: Report, paths: PathBook | None, *, title: str, source: str | None,
-             domain: Domain, limits: Limits, sections: Sequence[Section],
-             painter: Painter | None) -> dict[str, Any]:
-    from concurrent.futures import ThreadPoolExecutor
+class PageDraft:
+    """A page being built: made by :func:`start_html`, finished by :meth:`render`.
 
-    from .graphs import overlay_sources, overlay_svgs
+    Starting does the passes over the whole report (the grouping and samples of the
+    entities, the daily sums of the ledger, the picked steps) and hands the drawing to
+    helpers: the chart to the painter's process, the diagrams to Graphviz processes
+    (from a thread here). They draw on another core while the caller does something
+    else: the command line writes the usual report meanwhile, so the drawing costs
+    nothing on its wall clock. :meth:`render` then counts the rest, takes the drawings
+    and fills the template. ``with start_html(...) as draft:`` (or :meth:`close`) ends
+    the helper thread whether the page was rendered or not.
+    """
 
-    entities = report.entities
-    listed = stratified(entities, limits.listed)
-    listed_states = {subject: entities[subject] for subject in listed}
-    detailed = stratified(listed_states, limits.details)
-    traces = paths.traces(detailed, entities) if paths is not None else {}
-    drawings = overlay_sources([traces[s] for s in detailed if s in traces], domain)
-    # Graphviz runs in a process of its own, the chart in the painter's: both draw
-    # while this thread tallies the rest.
-    with ThreadPoolExecutor(1) as threads:
-        drawn = threads.submit(overlay_svgs, drawings)
+    def __init__(self, report: Report, paths: PathBook | None, *, title: str, source: str | None,
+                 domain: Domain, limits: Limits, sections: Sequence[Section],
+                 painter: Painter | None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .graphs import draw_overlays, overlay_sources
+
+        self._report = report
+        self._limits = limits
+        self._fixed = {"title": title, "source": source, "traced": paths is not None, "limits": limits,
+                       "sections": list(sections)}
+        entities = report.entities
+        # One grouping of every entity by kind and state: the tables count it, and the
+        # two samples (the searchable list, the entities shown in full) are cut from it.
+        self._groups = groups = group_by_kind_and_state(entities)
+        self._listed = listed = (groups if len(entities) <= limits.listed
+                                 else sample_groups(groups, limits.listed))
+        self._listed_count = (len(entities) if listed is groups
+                              else sum(len(m) for m in listed.values()))
+        self._detailed = detailed = _detailed(entities, listed, self._listed_count, limits.details)
         # One pass over the ledger: the daily sums (chart and totals) and the lines of
-        # the entities shown in full.
-        sums: DailySums = {}
-        ledgers: dict[str, list[dict[str, str]]] = {s: [] for s in detailed}
-        for line in report.ledger:
-            add_line(sums, line)
-            rows = ledgers.get(line.subject)
-            if rows is not None:
-                rows.append(_ledger_row(line))
-        series = money_over_time(sums)
-        pending = _submit(painter, series)
-        context = _tallies(report, detailed, traces, ledgers, listed_states, limits)
-        chart = _drawn(pending, series)
+        # the entities shown in full. The chart goes to the painter at once.
+        self._sums, self._ledgers = daily_sums(report.ledger, detailed)
+        self._series = money_over_time(self._sums)
+        self._chart = _submit(painter, self._series)
+        self._traces = traces = paths.traces(detailed, entities) if paths is not None else {}
+        self._drawings = drawings = overlay_sources([traces[s] for s in detailed if s in traces], domain)
+        self._threads: ThreadPoolExecutor | None = None
+        pending = _submit_diagrams(painter, drawings)
+        if pending is None:  # no painter (or a broken one): Graphviz from a thread here
+            self._threads = ThreadPoolExecutor(1)
+            pending = self._threads.submit(draw_overlays, drawings)
+        self._diagrams = pending
+
+    def render(self) -> str:
+        """The page (waits for the chart and the diagrams)."""
+        report = self._report
+        context = _tallies(report, self._groups, self._detailed, self._traces, self._ledgers, self._listed,
+                           self._listed_count, self._limits)
         context["totals"] = [(currency, {k: _money(v, currency) for k, v in per.items()})
-                             for currency, per in totals_of(sums).items()]
-        try:
-            diagrams, no_diagrams = drawn.result(), None
-        except GraphvizMissing as exc:  # the page is still worth having: steps, ledger, states
-            diagrams, no_diagrams = {}, str(exc)
-    for detail in context["details"]:
-        detail["svg"] = diagrams.get(detail["subject"])
-    context.update({
-        "title": title,
-        "source": source,
-        "version": _version(),
-        "series": series,
-        "chart": chart,
-        "traced": paths is not None,
-        "no_diagrams": no_diagrams,
-        "limits": limits,
-        "sections": list(sections),
-        "style": _asset("report.css"),
-        "script": _asset("report.js"),
-    })
-    return context
+                             for currency, per in totals_of(self._sums).items()]
+        chart = _drawn(self._chart, self._series)
+        diagrams, no_diagrams = _drawn_diagrams(self._diagrams, self._drawings)
+        for detail in context["details"]:
+            detail["svg"] = diagrams.get(detail["subject"])
+        context.update(self._fixed)
+        context.update({
+            "version": _version(),
+            "series": self._series,
+            "chart": chart,
+            "no_diagrams": no_diagrams,
+            "style": _asset("report.css"),
+            "script": _asset("report.js"),
+        })
+        html: str = _environment().get_template("report.html.j2").render(context)
+        return html
+
+    def write(self, path: str | Path) -> int:
+        """Write :meth:`render` to ``path`` (UTF-8); returns the bytes written.
+        ``OSError`` when it cannot be written."""
+        data = self.render().encode("utf-8")
+        Path(path).write_bytes(data)
+        return len(data)
+
+    def close(self) -> None:
+        """End the helper thread, if any (after the diagrams it is drawing)."""
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+
+    def __enter__(self) -> PageDraft:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _submit(painter: Painter | None, series: Sequence[Any]) -> Future[str] | None:
@@ -219,12 +252,51 @@ def _drawn(pending: Future[str] | None, series: Sequence[Any]) -> str | None:
     return chart_svg(series) if series else None
 
 
-def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
-             ledgers: dict[str, list[dict[str, str]]], listed_states: dict[str, str],
-             limits: Limits) -> dict[str, Any]:
+def _submit_diagrams(painter: Painter | None,
+                     drawings: Sequence[Drawing]) -> Future[tuple[dict[str, str], str | None]] | None:
+    if painter is None or not drawings:
+        return None
+    try:
+        return painter.submit_diagrams(drawings)
+    except (BrokenProcessPool, RuntimeError):  # died before, or shut down: draw them here
+        return None
+
+
+def _drawn_diagrams(pending: Future[tuple[dict[str, str], str | None]],
+                    drawings: Sequence[Drawing]) -> tuple[dict[str, str], str | None]:
+    """``subject -> SVG``, and why there are none when Graphviz is missing (the page is
+    still worth having: steps, ledger, states). Drawn here if the painter broke."""
+    try:
+        return pending.result()
+    except (BrokenProcessPool, OSError):
+        from .graphs import draw_overlays
+
+        return draw_overlays(drawings)
+
+
+def _detailed(entities: Mapping[str, str], listed: dict[tuple[str, str], list[str]], listed_count: int,
+              limit: int) -> list[str]:
+    """The entities shown in full: :func:`.sample.stratified` of the listed ones, in
+    the report's order."""
+    if listed_count <= limit:
+        chosen = {s: None for members in listed.values() for s in members}
+    else:
+        chosen = {s: None for members in sample_groups(listed, limit).values() for s in members}
+    if len(chosen) == len(entities):
+        return list(entities)
+    return [subject for subject in entities if subject in chosen]
+
+
+def _ledger_row(line: LedgerLine) -> dict[str, str]:
+    return {"time": format_instant(line.time), "kind": line.kind,
+            "amount": _money(line.amount, line.currency), "currency": line.currency, "cause": line.cause}
+
+
+def _tallies(report: Report, groups: dict[tuple[str, str], list[str]], detailed: Sequence[str],
+             traces: dict[str, Any], ledgers: dict[str, list[LedgerLine]],
+             listed: dict[tuple[str, str], list[str]], listed_count: int, limits: Limits) -> dict[str, Any]:
     """Everything counted, summed or listed: the page's tables and the entity list."""
     entities = report.entities
-    groups = group_by_kind_and_state(entities)
     kinds: dict[str, int] = {}
     for (kind, _), members in groups.items():
         kinds[kind] = kinds.get(kind, 0) + len(members)
@@ -245,11 +317,11 @@ def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
                        "source": "(created)" if s.source == INITIAL else s.source, "dest": s.dest,
                        "event": s.event, "time": format_instant(s.time), "cause": _cause(s)}
                       for s in (trace.steps if trace else ())],
-            "ledger": ledgers[subject],
+            "ledger": [_ledger_row(line) for line in ledgers[subject]],
         })
     listing = {
-        "groups": [[kind, state, [s.partition("/")[2] for s in members]]
-                   for (kind, state), members in group_by_kind_and_state(listed_states).items()],
+        "groups": [[kind, state, [s[len(kind) + 1:] for s in members]]
+                   for (kind, state), members in listed.items()],
         "details": {d["subject"]: d["ident"] for d in details},
     }
     return {
@@ -264,7 +336,7 @@ def _tallies(report: Report, detailed: Sequence[str], traces: dict[str, Any],
         "reasons": sorted(reasons.items(), key=lambda item: (-item[1], item[0])),
         "rejected": [(r, reason_of(r.error)) for r in report.rejected[:limits.rejected]],
         "rejected_total": len(report.rejected),
-        "listed": len(listed_states),
+        "listed": listed_count,
         "details": details,
         "listing": _script_json(listing),
     }
@@ -284,15 +356,24 @@ def render_html(report: Report, paths: PathBook | None = None, *, title: str = "
     :class:`MissingExtra` without the ``html`` extra's packages; without Graphviz's
     ``dot`` the page has no diagrams and says why.
     """
+    with start_html(report, paths, title=title, source=source, domain=domain, limits=limits,
+                    sections=sections, painter=painter) as draft:
+        return draft.render()
+
+
+def start_html(report: Report, paths: PathBook | None = None, *, title: str = "Replay report",
+               source: str | None = None, domain: Domain | None = None, limits: Limits | None = None,
+               sections: Sequence[Section] = (), painter: Painter | None = None) -> PageDraft:
+    """:func:`render_html` in two halves: the passes over the report now, the drawing
+    handed to helpers; :meth:`PageDraft.render` when the page is wanted (see
+    :class:`PageDraft`). Same arguments, same page."""
     require()
     if domain is None:
         from ...lifecycles import DOMAIN
 
         domain = DOMAIN
-    context = _context(report, paths, title=title, source=source, domain=domain,
-                       limits=limits or Limits(), sections=sections, painter=painter)
-    html: str = _environment().get_template("report.html.j2").render(context)
-    return html
+    return PageDraft(report, paths, title=title, source=source, domain=domain, limits=limits or Limits(),
+                     sections=sections, painter=painter)
 
 
 def write_html(path: str | Path, report: Report, paths: PathBook | None = None, **options: Any) -> int:
