@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
 import os
 import random
 import resource
@@ -64,12 +63,12 @@ def _nothing(_: int) -> int:
 
 
 def run_cluster(paths: list[Path], workers: int, events: int) -> dict[str, object]:
-    from distributed import Client, LocalCluster, get_task_stream
+    from distributed import Client, get_task_stream
+
+    from statemachine.replay.cluster import _local_cluster  # the one --cluster local:N starts
 
     started = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    with _local_cluster(workers) as cluster, Client(cluster) as client:
         start_s = time.perf_counter() - started
         tick = time.perf_counter()
         client.gather(client.map(_nothing, range(200), pure=False))
