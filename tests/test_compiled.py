@@ -325,8 +325,8 @@ def test_lines_read_in_chunks_are_read_lines_with_their_offsets(pieces, end, siz
         found = list(module._lines_at(io.BytesIO(data)))
     finally:
         module._READ = saved
-    assert [(number, line) for number, line, _ in found] == list(read_lines(io.BytesIO(data)))
-    assert all(data[offset:].split(b"\n", 1)[0].strip() == line for _, line, offset in found)
+    assert [(number, line) for number, line, _, _ in found] == list(read_lines(io.BytesIO(data)))
+    assert all(data[offset:].split(b"\n", 1)[0].strip() == line for _, line, offset, _ in found)
 
 
 # -- feed and the effect sink: what a replay uses instead of outcomes ---------------------

@@ -130,7 +130,7 @@ def _offsets(paths: Sequence[str], bases: list[int]) -> Iterator[tuple[int, int,
     for index, path in enumerate(paths):
         bases.append(base)
         with open(path, "rb") as stream:
-            for number, raw, offset in _lines_at(stream):
+            for number, raw, offset, _ in _lines_at(stream):
                 yield index, number, raw, base + offset
             base += stream.tell()
 

@@ -263,20 +263,20 @@ def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = Fals
     with Replayer(domain, spill_ids=spill_ids, interpret=interpret) as replayer:
         if subscriber is not None:
             replayer.runtime.subscribe(subscriber)
-        lines: Iterable[tuple[int, bytes, int]]
+        lines: Iterable[tuple[int, bytes, int, int]]
         if sort:
             ordered = sort_lines(read_lines(stream))
             replayer.lazy(lambda index: ordered[index][1])
-            lines = ((number, raw, index) for index, (number, raw) in enumerate(ordered))
+            lines = ((number, raw, index, 0) for index, (number, raw) in enumerate(ordered))
         else:
             line_at = _line_reader(stream)
             if line_at is not None:
                 replayer.lazy(line_at)
                 lines = _lines_at(stream)
             else:
-                lines = ((number, raw, 0) for number, raw in read_lines(stream))
+                lines = ((number, raw, 0, 0) for number, raw in read_lines(stream))
         feed = replayer.feed_at
-        for number, raw, token in lines:
+        for number, raw, token, _ in lines:
             feed(number, raw, token)
             if progress is not None and replayer.lines % 16384 == 0:
                 progress(replayer)
@@ -288,21 +288,22 @@ def replay(stream: BinaryIO, *, as_of: datetime | None = None, sort: bool = Fals
 _READ = 1 << 16
 
 
-def _lines_at(stream: BinaryIO) -> Iterator[tuple[int, bytes, int]]:
-    """:func:`read_lines` with the byte offset where each line starts.
+def split_lines(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, bytes, int, int]]:
+    """``(number, line, offset, length)`` of every non-blank line in ``chunks`` (a file
+    read in pieces), numbered and stripped exactly as :func:`read_lines` does; ``offset``
+    is where the line starts (``start`` + the bytes before it), ``length`` how many of its
+    bytes are kept (the line limit at most).
 
-    Read 64 KiB at a time and split in C: iterating the file line by line cost a
-    fifteenth of a replay. Lines and numbers are exactly :func:`read_lines`' (split at
-    ``\\n`` only, blank lines counted, each line stripped), and so is the bound: a line
-    longer than the line limit yields its head (which the envelope refuses as too long)
-    and the rest of it is read past, never held."""
+    Splitting whole chunks in C is what makes it fast: iterating a file line by line cost
+    a fifteenth of a replay. The bound is :func:`read_lines`' too: a line longer than the
+    line limit yields its head (which the envelope refuses as too long) and the rest of
+    it is read past, never held. One reader for the replay (:func:`_lines_at`) and the
+    scan of a byte range (:mod:`.scan`), so that both number lines alike."""
     limit = LIMITS.line_bytes + 1
-    start = stream.tell()  # where the line being read starts
     number = 0
     tail = b""
     skipping = False  # inside an over-long line whose head was yielded
-    read = stream.read
-    while chunk := read(_READ):
+    for chunk in chunks:
         if skipping:
             cut = chunk.find(b"\n")
             if cut < 0:
@@ -315,22 +316,33 @@ def _lines_at(stream: BinaryIO) -> Iterator[tuple[int, bytes, int]]:
         tail = parts.pop()  # the start of a line that goes on in the next chunk
         for raw in parts:
             number += 1
-            line = (raw if len(raw) < limit else raw[:limit]).strip()
-            if line:
-                yield number, line, start
+            if len(raw) < limit:
+                line = raw.strip()
+                if line:
+                    yield number, line, start, len(raw)
+            else:
+                line = raw[:limit].strip()
+                if line:
+                    yield number, line, start, limit
             start += len(raw) + 1
         if len(tail) >= limit:
             number += 1
             head = tail[:limit].strip()
             if head:
-                yield number, head, start
+                yield number, head, start, limit
             start += len(tail)
             tail = b""
             skipping = True
     if tail:
         line = tail.strip()  # (shorter than the limit: longer tails were cut above)
         if line:
-            yield number + 1, line, start
+            yield number + 1, line, start, len(tail)
+
+
+def _lines_at(stream: BinaryIO) -> Iterator[tuple[int, bytes, int, int]]:
+    """:func:`split_lines` of ``stream`` from where it stands, read 64 KiB at a time:
+    :func:`read_lines` with each line's byte offset (and kept length)."""
+    return split_lines(iter(partial(stream.read, _READ), b""), stream.tell())
 
 
 def _line_reader(stream: BinaryIO) -> Callable[[int], bytes] | None:

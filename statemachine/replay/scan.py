@@ -52,6 +52,7 @@ from ..engine.runtime import Runtime
 from ..envelope import _instant, loads, to_event
 from ..limits import LIMITS
 from .parallel import Fallback
+from .replayer import split_lines
 
 __all__ = ["Fallback", "Links", "Plan", "ScanPart", "combine", "from_us", "key", "links_of",
            "plan_ranges", "scan_range", "to_us"]
@@ -250,50 +251,17 @@ class _range_lines:  # (named as the generator it wraps)
 
     def __init__(self, stream: Any, size: int) -> None:
         self.newlines = 0
-        self._lines = self._read(stream, size)
+        self._lines = split_lines(self._chunks(stream, size))
 
     def __iter__(self) -> Iterator[tuple[int, bytes, int, int]]:
         return self._lines
 
-    def _read(self, stream: Any, size: int) -> Iterator[tuple[int, bytes, int, int]]:
-        limit = LIMITS.line_bytes + 1
-        start = 0
-        number = 0
-        tail = b""
-        skipping = False
+    def _chunks(self, stream: Any, size: int) -> Iterator[bytes]:
         left = size
         while left > 0 and (chunk := stream.read(min(_READ, left))):
             left -= len(chunk)
             self.newlines += chunk.count(b"\n")
-            if skipping:
-                cut = chunk.find(b"\n")
-                if cut < 0:
-                    start += len(chunk)
-                    continue
-                start += cut + 1
-                chunk = chunk[cut + 1:]
-                skipping = False
-            parts = (tail + chunk if tail else chunk).split(b"\n")
-            tail = parts.pop()
-            for raw in parts:
-                number += 1
-                length = len(raw) if len(raw) < limit else limit
-                line = (raw if len(raw) < limit else raw[:limit]).strip()
-                if line:
-                    yield number, line, start, length
-                start += len(raw) + 1
-            if len(tail) >= limit:
-                number += 1
-                head = tail[:limit].strip()
-                if head:
-                    yield number, head, start, limit
-                start += len(tail)
-                tail = b""
-                skipping = True
-        if tail:
-            line = tail.strip()
-            if line:
-                yield number + 1, line, start, len(tail)
+            yield chunk
 
 
 @attrs.frozen
