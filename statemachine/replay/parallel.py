@@ -375,7 +375,12 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
     import numpy as np
 
     places = [address for address, count in sorted(client.nthreads().items()) for _ in range(count)]
-    [clock] = client.scatter([(plan.changes, plan.clock_at[plan.changes])], broadcast=True)
+    # hash=False: a key of its own for every scatter. Dask's default names scattered data by
+    # its content, so two groups with the same arrays (two empty ones), or a replay
+    # right after another of the same log, shared one key, and the release of one
+    # cancelled the other's task ("lost dependencies").
+    [clock] = client.scatter([(plan.changes, plan.clock_at[plan.changes])], broadcast=True,
+                             hash=False)
     work = _work  # looked up now: a stand-in (a test's) travels by value
     token = os.urandom(8).hex()  # names this replay's progress in the workers
     futures = []
@@ -383,7 +388,7 @@ def replay_distributed(paths: Sequence[str | Path], client: Any, *, groups: int 
         own = np.nonzero(plan.group == me)[0]
         mine = (plan.file[own], plan.number[own], plan.offset[own], plan.length[own], own,
                 plan.clock_before[own], plan.clock_at[own])
-        [shipped] = client.scatter([mine], workers=[places[me % len(places)]])  # balanced
+        [shipped] = client.scatter([mine], workers=[places[me % len(places)]], hash=False)  # balanced
         futures.append(client.submit(_task, work, token, names, me, domain, as_of, spill_ids, sort,
                                      plan.lines, shipped, clock, pure=False))
     answers = _wait(client, futures, progress, token)
